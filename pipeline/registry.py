@@ -1,0 +1,47 @@
+"""The one place plugins are built: ``_target_`` + ``hydra.utils.instantiate``.
+
+Errors from a plugin's constructor become a :class:`ConfigError` naming the config key, so a
+bad value is reported as ``normalization.momentum=1.5: ...`` before anything is trained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import ConfigError
+
+
+def build(node: DictConfig | Mapping[str, Any], group: str, **kwargs: Any) -> Any:
+    """Instantiate the config ``node`` of config group ``group`` with extra ``kwargs``."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(dict(node))
+    target = node.get("_target_")
+    if not target:
+        raise ConfigError(f"{group}._target_", target, "missing: the config must name the class to build")
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ImportError) or cause is None:
+            raise ConfigError(f"{group}._target_", target, f"cannot import it ({cause or exc})") from None
+        raise _as_config_error(node, group, cause) from None
+
+
+def _as_config_error(node: DictConfig, group: str, cause: BaseException) -> ConfigError:
+    """Name the offending key when the plugin's message starts with one of its parameters."""
+    text = str(cause)
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unexpected:
+        key = unexpected.group(1)
+        return ConfigError(f"{group}.{key}", node.get(key), f"not a parameter of {node._target_}")
+    first = text.split(" ", 1)[0]
+    if first in node:
+        return ConfigError(f"{group}.{first}", node[first], text)
+    return ConfigError(group, node.get("_target_"), f"{type(cause).__name__}: {text}")

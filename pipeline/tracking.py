@@ -1,0 +1,244 @@
+"""MLflow tracking for one training stage: lazy import, one run, batched writes.
+
+``import mlflow`` costs seconds and every store call costs milliseconds on SQLite, so a stage
+imports MLflow only when tracking is on, logs all params in one batch, buffers per-epoch metrics
+and flushes them at most every ``flush_interval_s`` seconds (and at the end), so points reach
+the store while the run is going without one write per value.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pipeline.errors import ConfigError
+
+DEFAULT_DB = Path("outputs") / "mlflow.db"
+MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
+MAX_BATCH_METRICS = 1000  # MLflow's limits for one log_batch call
+MAX_BATCH_PARAMS = 100
+
+
+def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = None) -> str:
+    """The tracking URI: ``uri`` as given, or SQLite at ``<launch_dir>/outputs/mlflow.db``.
+
+    A URI carrying a user name or password is refused: credentials belong in MLflow's
+    environment variables, never in a config value that is logged and saved.
+    """
+    if uri is None or uri == "":
+        base = Path(launch_dir) if launch_dir is not None else Path.cwd()
+        return f"sqlite:///{(base / DEFAULT_DB).resolve()}"
+    if not isinstance(uri, str):
+        raise ConfigError("tracking.uri", uri, "must be a string URI")
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        redacted = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
+        raise ConfigError(
+            "tracking.uri", redacted,
+            "credentials in the tracking URI are refused (they would be logged and saved). "
+            "For an MLflow server set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "(or MLFLOW_TRACKING_TOKEN) in the environment; for a database URI use the "
+            "driver's own mechanism (e.g. PGPASSWORD or ~/.pgpass).",
+        )
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else ``None``."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """For a SQLite store, artifacts go beside the database in ``mlartifacts/``; a server
+    decides for itself."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "mlartifacts").as_uri()
+
+
+class Tracker(Protocol):
+    run_id: str | None
+    seconds: float
+
+    def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def log_artifacts(self, local_dir: Path) -> None: ...
+
+    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None: ...
+
+
+class NullTracker:
+    """``tracking.enabled=false``: every call is a no-op."""
+
+    run_id: str | None = None
+    seconds = 0.0
+    import_seconds = 0.0
+    uri = None
+
+    def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_artifacts(self, local_dir: Path) -> None:
+        pass
+
+    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None:
+        pass
+
+
+class MlflowTracker:
+    """One MLflow run, written through ``MlflowClient`` (no global fluent state).
+
+    ``seconds`` is the wall time spent in store calls; ``import_seconds`` the one-time import.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        *,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        flush_interval_s: float = 2.0,
+    ) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.flush_interval_s = flush_interval_s
+        self.run_id: str | None = None
+        self.seconds = 0.0
+        self.import_seconds = 0.0
+        self._pending: list[Any] = []
+        self._last_flush = 0.0
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        t0 = time.perf_counter()
+        from mlflow.tracking import MlflowClient
+
+        self.import_seconds = time.perf_counter() - t0
+        db = sqlite_path(self.uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=self.uri)
+
+    def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        client = self._client = self._connect()
+        t0 = time.perf_counter()
+        experiment_id = ensure_experiment(client, self.experiment, default_artifact_location(self.uri))
+        run_tags = dict(tags)
+        if self.parent_run_id:
+            run_tags["mlflow.parentRunId"] = self.parent_run_id
+        run = client.create_run(experiment_id, run_name=self.run_name, tags=run_tags)
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), MAX_BATCH_PARAMS):
+            client.log_batch(self.run_id, params=items[i:i + MAX_BATCH_PARAMS])
+        self._last_flush = time.perf_counter()
+        self.seconds += self._last_flush - t0
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now_ms = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now_ms, step) for k, v in metrics.items()]
+        if time.perf_counter() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending or self.run_id is None:
+            return
+        t0 = time.perf_counter()
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), MAX_BATCH_METRICS):
+            self._client.log_batch(self.run_id, metrics=pending[i:i + MAX_BATCH_METRICS])
+        self._last_flush = time.perf_counter()
+        self.seconds += self._last_flush - t0
+
+    def log_artifacts(self, local_dir: Path) -> None:
+        if self.run_id is None:
+            return
+        t0 = time.perf_counter()
+        self._client.log_artifacts(self.run_id, str(local_dir))
+        self.seconds += time.perf_counter() - t0
+
+    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None:
+        """Flush what is buffered, add ``tags`` and close the run with ``status``."""
+        if self.run_id is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            self.flush()
+            if tags:
+                from mlflow.entities import RunTag
+
+                self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        finally:
+            self._client.set_terminated(self.run_id, status=status)
+            self.seconds += time.perf_counter() - t0
+
+
+def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """The id of experiment ``name``, creating it once; safe when another process races us."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise ConfigError("tracking.experiment", name,
+                              "this experiment is deleted in the store; restore it or pick another name")
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_VALUE else text[: MAX_PARAM_VALUE - 3] + "..."
+
+
+def make_tracker(
+    tracking_cfg: Mapping[str, Any], launch_dir: str | None = None
+) -> MlflowTracker | NullTracker:
+    """Build the tracker for ``cfg.tracking``; validates the URI without importing MLflow."""
+    if not tracking_cfg.get("enabled", True):
+        return NullTracker()
+    uri = resolve_uri(tracking_cfg.get("uri"), launch_dir)
+    experiment = tracking_cfg.get("experiment")
+    if not experiment or not isinstance(experiment, str):
+        raise ConfigError("tracking.experiment", experiment, "must be a non-empty name")
+    interval = tracking_cfg.get("flush_interval_s", 2.0)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
+        raise ConfigError("tracking.flush_interval_s", interval, "must be a number >= 0")
+    return MlflowTracker(
+        uri, experiment,
+        run_name=tracking_cfg.get("run_name"),
+        parent_run_id=tracking_cfg.get("parent_run_id"),
+        flush_interval_s=float(interval),
+    )
+
+
+def tags_for(choices: Mapping[str, str], extra: Iterable[tuple[str, Any]] = ()) -> dict[str, str]:
+    """Run tags: the chosen plugin per group plus ``extra`` (e.g. a sweep's round)."""
+    tags = {group: str(name) for group, name in choices.items()}
+    tags.update({k: str(v) for k, v in extra})
+    return tags

@@ -1,0 +1,191 @@
+"""The training stage: ``run(cfg)`` trains one MLP and returns its metrics.
+
+No Hydra globals here, so tests and the sweeper can call it directly with a composed config.
+Order matters for bad input: validate the config, check the tracking URI, load the data and
+build the model *before* an MLflow run is created, so an error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config import flatten, validate
+from pipeline.data import Dataset
+from pipeline.errors import ConfigError, TrainingDiverged
+from pipeline.nn import MLP, softmax_cross_entropy
+from pipeline.optim import Optimizer
+from pipeline.registry import build
+from pipeline.tracking import Tracker, make_tracker, tags_for
+
+EVAL_CHUNK = 4096
+
+
+@dataclass
+class Result:
+    """What a training stage hands back: the objective and every final metric."""
+
+    objective: float
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None
+    seconds: float = 0.0
+    tracking_seconds: float = 0.0
+    tracking_import_seconds: float = 0.0
+
+
+def evaluate(model: MLP, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` in evaluation mode on ``X`` (N, d), ``y`` (N,)."""
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(X), EVAL_CHUNK):
+        xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+        logits = model.forward(xb, training=False)
+        loss, _ = softmax_cross_entropy(logits, yb)
+        loss_sum += loss * len(xb)
+        correct += int((logits.argmax(axis=1) == yb).sum())
+    return loss_sum / len(X), correct / len(X)
+
+
+def batches(n: int, batch_size: int, min_batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A fresh permutation of ``range(n)`` cut into mini-batches; a last partial batch smaller
+    than ``min_batch_size`` is dropped (batch norm cannot normalize a single sample)."""
+    perm = rng.permutation(n)
+    out = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    if out and len(out[-1]) < min_batch_size:
+        out.pop()
+    return out
+
+
+def build_model(cfg: DictConfig, data: Dataset, rng: np.random.Generator) -> MLP:
+    dtype = np.dtype(cfg.model.dtype)
+    make_norm = functools.partial(build, cfg.normalization, "normalization", dtype=dtype)
+    return MLP(
+        data.n_features, data.n_classes,
+        width=cfg.model.width, depth=cfg.model.depth,
+        make_norm=lambda n: make_norm(num_features=n), rng=rng, dtype=dtype,
+    )
+
+
+def choices_from(cfg: DictConfig) -> dict[str, str]:
+    """Fallback plugin names when Hydra's runtime choices are not available."""
+    out = {}
+    for group in ("data", "normalization", "optimizer"):
+        target = OmegaConf.select(cfg, f"{group}._target_") or ""
+        out[group] = target.rsplit(".", 1)[-1]
+    return out
+
+
+def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True) -> Result:
+    """Train and evaluate one model as configured; log it to MLflow unless disabled."""
+    t_start = time.perf_counter()
+    validate(cfg)
+    tracker = make_tracker(cfg.get("tracking") or {})
+    dtype = np.dtype(cfg.model.dtype)
+    seq_init, seq_shuffle = np.random.SeedSequence(cfg.seed).spawn(2)
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(cfg.trainer.get("blas_threads", 1) or 1), user_api="blas"):
+        data: Dataset = build(cfg.data, "data", dtype=dtype)
+        n_train = len(data.X_train)
+        if cfg.trainer.batch_size > n_train:
+            raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
+                              f"larger than the training set ({n_train} samples of {data.name})")
+        model = build_model(cfg, data, np.random.default_rng(seq_init))
+        optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+        chosen = dict(choices) if choices else choices_from(cfg)
+        params = dict(flatten(cfg))
+        extra_tags = (cfg.get("tracking") or {}).get("tags") or {}
+        tracker.start(params, tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer")
+                                        if k in chosen}, extra_tags.items()))
+        try:
+            history = _fit(cfg, model, optimizer, data, tracker, np.random.default_rng(seq_shuffle))
+            test_loss, test_acc = evaluate(model, data.X_test, data.y_test)
+            final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
+            tracker.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=cfg.trainer.epochs)
+            with tempfile.TemporaryDirectory() as tmp:
+                _write_artifacts(Path(tmp), cfg, model)
+                tracker.log_artifacts(Path(tmp))
+        except TrainingDiverged as exc:
+            tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
+                                   "failure_detail": str(exc)})
+            raise
+        except KeyboardInterrupt:
+            tracker.end("KILLED", {"failure_reason": "interrupted"})
+            raise
+        except BaseException as exc:
+            tracker.end("FAILED", {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
+            raise
+        tracker.end("FINISHED")
+
+    objective = float(final[cfg.objective.metric])
+    result = Result(
+        objective=objective, metrics=final, history=history, run_id=tracker.run_id,
+        seconds=time.perf_counter() - t_start, tracking_seconds=tracker.seconds,
+        tracking_import_seconds=getattr(tracker, "import_seconds", 0.0),
+    )
+    if verbose:
+        print(summary_line(cfg, chosen, result), file=sys.stdout, flush=True)
+    return result
+
+
+def _fit(
+    cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, tracker: Tracker,
+    rng: np.random.Generator,
+) -> list[dict[str, float]]:
+    """The epoch loop; returns one metrics dict per epoch (also sent to ``tracker``)."""
+    X, y = data.X_train, data.y_train
+    history = []
+    for epoch in range(1, cfg.trainer.epochs + 1):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for idx in batches(len(X), cfg.trainer.batch_size, model.min_batch_size, rng):
+            xb, yb = X[idx], y[idx]
+            logits = model.forward(xb, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, yb)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(epoch, loss)
+            model.backward(dlogits)
+            optimizer.step()
+            loss_sum += loss * len(idx)
+            correct += int((logits.argmax(axis=1) == yb).sum())
+            seen += len(idx)
+        val_loss, val_acc = evaluate(model, data.X_val, data.y_val)
+        metrics = {"train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "val_loss": val_loss, "val_acc": val_acc}
+        for i, norm in enumerate(model.norms):
+            for key, value in norm.metrics().items():
+                metrics[f"{norm.metric_prefix}/layer{i}/{key}"] = value
+        history.append(metrics)
+        tracker.log_metrics(metrics, step=epoch)
+    return history
+
+
+def _write_artifacts(directory: Path, cfg: DictConfig, model: MLP) -> None:
+    (directory / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    np.savez(directory / "model.npz", **dict(model.named_arrays()))
+
+
+def summary_line(cfg: DictConfig, chosen: Mapping[str, str], r: Result) -> str:
+    m = r.metrics
+    parts = [
+        f"{chosen.get('data', '?')}/{chosen.get('normalization', '?')}/{chosen.get('optimizer', '?')}",
+        f"{cfg.trainer.epochs} epochs",
+        f"train_loss={m['train_loss']:.4f}",
+        f"val_loss={m['val_loss']:.4f} val_acc={m['val_acc']:.4f}",
+        f"test_acc={m['test_acc']:.4f} (held out)",
+        f"{cfg.objective.metric}={r.objective:.6g} ({cfg.objective.direction})",
+        f"{r.seconds:.2f}s",
+    ]
+    if r.run_id:
+        parts.append(f"mlflow run {r.run_id} (tracking {r.tracking_seconds:.2f}s"
+                     f" + import {r.tracking_import_seconds:.2f}s)")
+    return " | ".join(parts)

@@ -1,0 +1,1 @@
+"""Plugins selected by config group: ``plugins.normalization`` (and, later, samplers)."""

@@ -1,0 +1,119 @@
+"""``normalization=batch_norm``: batch normalization (Ioffe & Szegedy, 2015).
+
+Training mode, per feature over the mini-batch of ``m`` samples::
+
+    mu = mean(z),  var = mean((z - mu)**2)            # biased variance (1/m)
+    z_norm = (z - mu) / sqrt(var + eps)
+    y = gamma * z_norm + beta                         # gamma starts at 1, beta at 0
+
+Running statistics are exponentially weighted averages with weight ``momentum`` (beta, the
+Keras convention)::
+
+    running_mean = beta * running_mean + (1 - beta) * mu
+    running_var  = beta * running_var  + (1 - beta) * var * m / (m - 1)   # unbiased, as PyTorch
+
+PyTorch's ``BatchNorm1d(momentum=p)`` is the same update with ``p = 1 - beta``. Evaluation mode
+normalizes with the running statistics instead of the batch's. A batch of one sample has no
+variance, so training mode needs ``m >= 2`` (the trainer drops a last batch of one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from plugins.normalization.base import Normalization
+
+
+class BatchNorm(Normalization):
+    """Batch normalization over the feature axis of ``(m, num_features)`` inputs."""
+
+    provides_shift = True
+    min_batch_size = 2
+    metric_prefix = "bn"
+
+    def __init__(
+        self,
+        num_features: int,
+        dtype: DTypeLike = np.float64,
+        momentum: float = 0.9,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__(num_features, dtype)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1) (running-average weight), got {momentum!r}")
+        if not eps > 0.0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        n, dt = self.num_features, self.dtype
+        self.params = {"gamma": np.ones(n, dtype=dt), "beta": np.zeros(n, dtype=dt)}
+        self.grads = {"gamma": np.zeros(n, dtype=dt), "beta": np.zeros(n, dtype=dt)}
+        self.running_mean = np.zeros(n, dtype=dt)
+        self.running_var = np.ones(n, dtype=dt)
+        self.batch_mean = np.zeros(n, dtype=dt)  # statistics of the latest training batch
+        self.batch_var = np.ones(n, dtype=dt)
+        self._z_norm: np.ndarray | None = None  # cache for backward, shape (m, n)
+        self._inv_std: np.ndarray | None = None  # shape (n,)
+        self._training = False
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """``x``: (m, n) pre-activations; returns ``gamma * z_norm + beta``, (m, n)."""
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if training:
+            m = x.shape[0]
+            if m < self.min_batch_size:
+                raise ValueError(f"batch norm needs at least 2 samples per training batch, got {m}")
+            mu = x.mean(axis=0)
+            centred = x - mu
+            var = np.einsum("ij,ij->j", centred, centred) / m
+            inv_std = 1.0 / np.sqrt(var + self.eps)
+            z_norm = centred * inv_std
+            b = self.momentum
+            unbiased = var * (m / (m - 1))
+            self.running_mean *= b
+            self.running_mean += (1.0 - b) * mu
+            self.running_var *= b
+            self.running_var += (1.0 - b) * unbiased
+            self.batch_mean[...] = mu
+            self.batch_var[...] = unbiased
+        else:
+            inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+            z_norm = (x - self.running_mean) * inv_std
+        self._z_norm, self._inv_std, self._training = z_norm, inv_std, training
+        return z_norm * gamma + beta
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy``: (m, n). Closed form; in training mode mu and var depend on every sample."""
+        if self._z_norm is None or self._inv_std is None:
+            raise RuntimeError("backward called before forward")
+        z_norm, inv_std, gamma = self._z_norm, self._inv_std, self.params["gamma"]
+        dbeta = dy.sum(axis=0)
+        dgamma = np.einsum("ij,ij->j", dy, z_norm)
+        self.grads["beta"][...] = dbeta
+        self.grads["gamma"][...] = dgamma
+        if not self._training:
+            return dy * (gamma * inv_std)
+        # dx = gamma/sqrt(var+eps) * (dy - mean(dy) - z_norm * mean(dy * z_norm))
+        m = dy.shape[0]
+        return (dy - dbeta / m - z_norm * (dgamma / m)) * (gamma * inv_std)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"running_mean": self.running_mean.copy(), "running_var": self.running_var.copy()}
+
+    def metrics(self) -> dict[str, float]:
+        """Averages of the running statistics, and ``batch_drift``: the mean over features of
+        ``|batch_mean - running_mean| / sqrt(running_var + eps)`` for the latest training
+        batch, i.e. how many running standard deviations its mean sits from the running mean."""
+        drift = np.abs(self.batch_mean - self.running_mean) / np.sqrt(self.running_var + self.eps)
+        return {
+            "running_mean_avg": float(self.running_mean.mean()),
+            "running_var_avg": float(self.running_var.mean()),
+            "batch_drift": float(drift.mean()),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchNorm(num_features={self.num_features}, dtype={self.dtype}, "
+            f"momentum={self.momentum}, eps={self.eps})"
+        )
