@@ -36,6 +36,9 @@ def _number(cfg: DictConfig, key: str, *, minimum: float | None = None) -> float
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first bad value of the training-stage config."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(missing[0], "???", f"required value is missing: set it, e.g. {missing[0]}=...")
     for group in ("data", "model", "normalization", "optimizer", "trainer", "objective"):
         if not isinstance(cfg.get(group), DictConfig):
             raise ConfigError(group, cfg.get(group), "missing config group/section")

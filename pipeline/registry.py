@@ -29,6 +29,8 @@ def build(node: DictConfig | Mapping[str, Any], group: str, **kwargs: Any) -> An
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
+        if isinstance(cause, ConfigError):  # already names its key
+            raise cause from None
         if isinstance(cause, ImportError) or cause is None:
             raise ConfigError(f"{group}._target_", target, f"cannot import it ({cause or exc})") from None
         raise _as_config_error(node, group, cause) from None

@@ -1,0 +1,79 @@
+"""Shared fixtures: Hydra ``compose()`` of the real ``conf/``, a template MLflow SQLite store
+copied per test (creating one runs migrations, about a second), and a gradient checker."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture
+def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
+    """``compose_cfg("normalization=none", ...)`` -> the task config, as the CLI would see it."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        def _compose(*overrides: str) -> DictConfig:
+            return compose(config_name="config", overrides=list(overrides))
+
+        yield _compose
+
+
+@pytest.fixture
+def compose_with_choices() -> Iterator[Callable[..., tuple[DictConfig, dict[str, str]]]]:
+    """Like ``compose_cfg`` but also returns Hydra's chosen option per config group."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        def _compose(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
+            cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+            choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+            with open_dict(cfg):
+                del cfg["hydra"]
+            return cfg, choices
+
+        yield _compose
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite MLflow store built once per session."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def tracking_uri(mlflow_template: Path, tmp_path: Path) -> str:
+    """A fresh SQLite tracking URI in this test's temporary directory (copied from the template)."""
+    db = tmp_path / "outputs" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(mlflow_template, db)
+    return f"sqlite:///{db}"
+
+
+def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to ``x`` (perturbed in place)."""
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        up = f()
+        x[i] = old - eps
+        down = f()
+        x[i] = old
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)

@@ -1,0 +1,68 @@
+"""``python -m pipeline`` as a user runs it: a subprocess in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+
+def pipeline(cwd: Path, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "pipeline", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_default_run_from_another_directory(tmp_path: Path, mlflow_template: Path) -> None:
+    """The default config, launched outside the repo, logs to <launch dir>/outputs/mlflow.db and
+    batch norm on digits reaches >= 0.95 validation accuracy."""
+    db = tmp_path / "outputs" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(mlflow_template, db)
+    proc = pipeline(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "digits/batch_norm/sgd" in proc.stdout and "(held out)" in proc.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    (exp,) = [e for e in client.search_experiments() if e.name == "pipeline"]
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["val_acc"] >= 0.95
+    assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 20
+    assert len(client.get_metric_history(run.info.run_id, "bn/layer1/running_var_avg")) == 20
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"config.yaml", "model.npz"}
+    assert run.data.tags["normalization"] == "batch_norm" and run.data.params["seed"] == "0"
+    assert list((tmp_path / "outputs" / "runs").glob("*/*/.hydra/config.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides, expected", [
+    (["normalization=foo"], "Could not find 'normalization/foo'"),
+    (["optimizer=rmsprop"], "Could not find 'optimizer/rmsprop'"),
+    (["trainer.epochs=-1"], "trainer.epochs=-1: must be a positive integer"),
+    (["trainer.batch_size=0"], "trainer.batch_size=0: must be a positive integer"),
+    (["data=npz", "data.path=missing.npz"], "data.path='missing.npz': file not found"),
+    (["data=npz"], "data.path='???': required value is missing"),
+    (["tracking.uri=http://u:pw@localhost:1"], "MLFLOW_TRACKING_PASSWORD"),
+])
+def test_bad_input_gives_one_clear_message(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    proc = pipeline(tmp_path, *overrides)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr and "pw@" not in proc.stderr
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_bad_npz_contents(tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", X=np.zeros((10, 2)), y=np.zeros(9))
+    proc = pipeline(tmp_path, "data=npz", "data.path=d.npz", "tracking.enabled=false")
+    assert proc.returncode == 2
+    assert "data.path='d.npz': X and y have different lengths: 10 vs 9" in proc.stderr

@@ -1,0 +1,103 @@
+"""The normalization plugin contract, run against every YAML in ``conf/normalization/``.
+
+A new plugin (one Python file + one YAML) is covered by dropping in its two files. Point
+``PIPELINE_NORMALIZATION_DIR`` at another config directory to check plugins kept elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline.registry import build
+from plugins.normalization.base import Normalization
+from tests.conftest import CONF, assert_close, numerical_grad
+
+CONFIG_DIR = Path(os.environ.get("PIPELINE_NORMALIZATION_DIR", CONF / "normalization"))
+YAMLS = sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+def make(path: Path, n: int = 4, **kwargs) -> Normalization:
+    return build(OmegaConf.load(path), "normalization", num_features=n, **kwargs)
+
+
+def test_the_shipped_plugins_are_found() -> None:
+    names = {p.stem for p in YAMLS}
+    assert CONFIG_DIR != CONF / "normalization" or {"batch_norm", "none"} <= names
+
+
+@pytest.fixture(params=YAMLS, ids=[p.stem for p in YAMLS])
+def yaml_path(request: pytest.FixtureRequest) -> Path:
+    return request.param
+
+
+def test_contract_attributes(yaml_path: Path) -> None:
+    norm = make(yaml_path)
+    assert isinstance(norm, Normalization)
+    assert isinstance(type(norm).provides_shift, bool)
+    assert isinstance(norm.min_batch_size, int) and norm.min_batch_size >= 1
+    assert norm.dtype == np.float64  # the default when the model passes none
+    assert set(norm.params) == set(norm.grads)
+    for key, value in norm.params.items():
+        assert norm.grads[key].shape == value.shape and value.dtype == np.float64
+    if norm.provides_shift:
+        assert norm.params, "a plugin that provides the shift must learn it"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_shapes_and_dtypes(yaml_path: Path, dtype, training: bool) -> None:
+    norm = make(yaml_path, 6, dtype=dtype)
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(dtype)
+    y = norm.forward(x, training)
+    assert y.shape == x.shape and y.dtype == dtype
+    dx = norm.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dx.dtype == dtype
+    for key, value in norm.params.items():
+        assert value.dtype == dtype and norm.grads[key].dtype == dtype
+    for value in norm.state().values():
+        assert value.dtype == dtype
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_against_finite_differences(yaml_path: Path, training: bool) -> None:
+    rng = np.random.default_rng(1)
+    norm = make(yaml_path, 4)
+    for value in norm.params.values():
+        value[...] = rng.normal(1.0, 0.5, value.shape)
+    norm.forward(rng.normal(size=(8, 4)), True)  # give running statistics non-trivial values
+    x = rng.normal(0.5, 2.0, size=(8, 4))
+    r = rng.normal(size=(8, 4))
+
+    def loss() -> float:
+        return float(np.sum(norm.forward(x, training) * r))
+
+    loss()
+    dx = norm.backward(r)
+    grads = {k: g.copy() for k, g in norm.grads.items()}
+    assert_close(dx, numerical_grad(loss, x), rtol=1e-5, atol=1e-8)
+    for key, value in norm.params.items():
+        assert_close(grads[key], numerical_grad(loss, value), rtol=1e-5, atol=1e-8)
+
+
+def test_deterministic_and_eval_is_pure(yaml_path: Path) -> None:
+    x = np.random.default_rng(2).normal(size=(6, 4))
+    a, b = make(yaml_path), make(yaml_path)
+    assert_close(a.forward(x, True), b.forward(x, True), rtol=0, atol=0)
+    before = {k: v.copy() for k, v in a.state().items()}
+    out1 = a.forward(x, False)
+    out2 = a.forward(x, False)
+    assert_close(out1, out2, rtol=0, atol=0)
+    for key, value in a.state().items():
+        assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_metrics_are_finite_floats(yaml_path: Path) -> None:
+    norm = make(yaml_path)
+    norm.forward(np.random.default_rng(3).normal(size=(6, 4)), True)
+    for key, value in norm.metrics().items():
+        assert "/" not in key and isinstance(value, float) and np.isfinite(value)
