@@ -23,17 +23,6 @@ def _positive_int(cfg: DictConfig, key: str) -> int:
     return value
 
 
-def _number(cfg: DictConfig, key: str, *, minimum: float | None = None) -> float | None:
-    value = OmegaConf.select(cfg, key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, value, "must be a number")
-    if minimum is not None and not value > minimum:
-        raise ConfigError(key, value, f"must be > {minimum}")
-    return float(value)
-
-
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first bad value of the training-stage config."""
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -53,7 +42,6 @@ def validate(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "must be an integer >= 0")
-    _number(cfg, "trainer.timeout_s", minimum=0.0)
     metric = cfg.objective.get("metric")
     if metric not in OBJECTIVE_METRICS:
         held_out = str(metric).startswith("test_")

@@ -159,13 +159,18 @@ class MlflowTracker:
         if time.perf_counter() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
-    def flush(self) -> None:
-        if not self._pending or self.run_id is None:
+    def flush(self, tags: Mapping[str, str] | None = None) -> None:
+        """Write buffered metrics (and ``tags``) in as few ``log_batch`` calls as MLflow allows."""
+        if self.run_id is None or not (self._pending or tags):
             return
+        from mlflow.entities import RunTag
+
         t0 = time.perf_counter()
         pending, self._pending = self._pending, []
-        for i in range(0, len(pending), MAX_BATCH_METRICS):
-            self._client.log_batch(self.run_id, metrics=pending[i:i + MAX_BATCH_METRICS])
+        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(pending), 1), MAX_BATCH_METRICS):
+            self._client.log_batch(self.run_id, metrics=pending[i:i + MAX_BATCH_METRICS],
+                                   tags=run_tags if i == 0 else [])
         self._last_flush = time.perf_counter()
         self.seconds += self._last_flush - t0
 
@@ -182,11 +187,7 @@ class MlflowTracker:
             return
         t0 = time.perf_counter()
         try:
-            self.flush()
-            if tags:
-                from mlflow.entities import RunTag
-
-                self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.flush(tags)
         finally:
             self._client.set_terminated(self.run_id, status=status)
             self.seconds += time.perf_counter() - t0

@@ -90,7 +90,8 @@ def _replay(ref: dict, dtype=np.float64) -> dict:
                    eps=float(ref["eps"]))
     bn.params["gamma"][...] = ref["gamma"]
     bn.params["beta"][...] = ref["beta"]
-    out: dict[str, list] = {k: [] for k in ("ys", "dxs", "dgammas", "dbetas", "running_means", "running_vars")}
+    keys = ("ys", "dxs", "dgammas", "dbetas", "running_means", "running_vars")
+    out: dict[str, list] = {k: [] for k in keys}
     for x, dy in zip(ref["xs"], ref["dys"], strict=True):
         out["ys"].append(bn.forward(x.astype(dtype), training=True))
         out["dxs"].append(bn.backward(dy.astype(dtype)))
