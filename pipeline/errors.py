@@ -12,6 +12,9 @@ class ConfigError(ValueError):
         self.key, self.value, self.problem = key, value, problem
         super().__init__(f"{key}={value!r}: {problem}")
 
+    def __reduce__(self) -> tuple:  # picklable across process launchers (joblib, ray)
+        return type(self), (self.key, self.value, self.problem)
+
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; the trial is recorded as failed."""
@@ -19,3 +22,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, epoch: int, loss: float) -> None:
         self.epoch, self.loss = epoch, loss
         super().__init__(f"training loss became non-finite ({loss}) in epoch {epoch}")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.epoch, self.loss)

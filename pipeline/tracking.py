@@ -121,6 +121,7 @@ class MlflowTracker:
         self.seconds = 0.0
         self.import_seconds = 0.0
         self._pending: list[Any] = []
+        self._ended = False
         self._last_flush = 0.0
         self._client: Any = None
 
@@ -181,10 +182,22 @@ class MlflowTracker:
         self._client.log_artifacts(self.run_id, str(local_dir))
         self.seconds += time.perf_counter() - t0
 
-    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None:
-        """Flush what is buffered, add ``tags`` and close the run with ``status``."""
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Upload one file, under ``artifact_path`` (a folder in the run's artifacts)."""
         if self.run_id is None:
             return
+        t0 = time.perf_counter()
+        self._client.log_artifact(self.run_id, str(path), artifact_path)
+        self.seconds += time.perf_counter() - t0
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.flush(tags={k: str(v) for k, v in tags.items()})
+
+    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None:
+        """Flush what is buffered, add ``tags`` and close the run with ``status`` (once)."""
+        if self.run_id is None or self._ended:
+            return
+        self._ended = True
         t0 = time.perf_counter()
         try:
             self.flush(tags)

@@ -1,0 +1,501 @@
+"""The zoom sweeper's Hydra glue: compose and check every combination, launch each round through
+Hydra's configured launcher, record MLflow lineage and write the sweep's result files.
+
+The search logic itself (parsing, sampling, zooming, the round loop) is Hydra-free and lives in
+``pipeline.search``, ``plugins.samplers``, ``pipeline.zoom`` and ``pipeline.sweep``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import ConfigError
+from pipeline.registry import build
+from pipeline.results import METRICS_FILE, RecordingTask, read_json, write_yaml_atomic
+from pipeline.search import Choice, Interval, SearchSpace, check_dimension, parse
+from pipeline.sweep import Outcome, Round, SearchResult, TooManyFailures, Trial, search, top_count
+from pipeline.tracking import MlflowTracker, resolve_uri
+from pipeline.zoom import dims_summary, write_space
+from plugins.samplers.base import Sampler
+
+log = logging.getLogger(__name__)
+_ABSENT = object()
+
+
+@dataclass
+class Plan:
+    """One combination of the crossed values, composed and checked, ready to search."""
+
+    index: int
+    combo: list[str]
+    base: list[str]  # fixed overrides + this combination's crossed values
+    space: SearchSpace
+    sampler: Sampler
+    direction: str
+    metric: str | None
+    tracking: dict[str, Any] | None  # the task's tracking settings when MLflow is on
+    directory: Path
+    label: str
+    sampler_name: str = ""
+    run: MlflowTracker | None = None
+    result: SearchResult | None = None
+
+
+class ZoomSweeperImpl:
+    def __init__(
+        self,
+        params: Mapping[str, Any] | None = None,
+        rounds: int = 3,
+        trials_per_round: int = 16,
+        top_k: int | None = None,
+        top_fraction: float = 0.25,
+        margin: float = 0.1,
+        min_width: float = 0.05,
+        max_failure_rate: float = 0.5,
+        dry_run: bool = False,
+        direction: str = "minimize",
+        sampler: Sampler | Mapping[str, Any] | None = None,
+        check: str | None = None,
+    ) -> None:
+        self.params = dict(params or {})
+        self.rounds = rounds
+        self.trials_per_round = trials_per_round
+        self.top_k = top_k
+        self.top_fraction = top_fraction
+        self.margin = margin
+        self.min_width = min_width
+        self.max_failure_rate = max_failure_rate
+        self.dry_run = dry_run
+        self.direction = direction
+        # Hydra instantiates the sweeper config recursively, so the fallback arrives built
+        self.fallback_sampler = sampler
+        self.check = check
+        self.job_idx = 0
+
+    # --- Hydra entry points ---------------------------------------------------------------
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=RecordingTask(task_function), config=config)
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        try:
+            self._check_settings()
+            space = parse(_plain(self.params), arguments)
+            combos = space.combinations()
+            plans = [self._plan(space, combo, i, len(combos) > 1) for i, combo in enumerate(combos)]
+        except ConfigError as exc:
+            _user_error(exc)
+        if self.dry_run:
+            self._print_dry_run(plans)
+            return None
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        parent = self._start_parent(plans, space)
+        try:
+            for plan in plans:
+                self._run_plan(plan, parent, len(plans) > 1)
+        except TooManyFailures as exc:
+            self._finish(plans, parent)
+            _end_runs(plans, parent, "FAILED", {"failure_reason": str(exc)})
+            print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir / 'optimization_results.yaml'}",
+                  file=sys.stderr)
+            sys.exit(3)
+        except BaseException as exc:
+            _end_runs(plans, parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
+                      {"failure_reason": f"{type(exc).__name__}: {exc}"[:5000]})
+            raise
+        summary = self._finish(plans, parent)
+        _end_runs(plans, parent, "FINISHED")
+        return summary
+
+    # --- planning and checks --------------------------------------------------------------
+
+    def _check_settings(self) -> None:
+        def positive_int(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"hydra.sweeper.{name}", value, "must be a positive integer")
+
+        positive_int("rounds", self.rounds)
+        positive_int("trials_per_round", self.trials_per_round)
+        if self.top_k is not None:
+            positive_int("top_k", self.top_k)
+            if self.top_k > self.trials_per_round:
+                raise ConfigError("hydra.sweeper.top_k", self.top_k,
+                                  f"larger than a round (trials_per_round={self.trials_per_round})")
+        if not 0 < self.top_fraction <= 1:
+            raise ConfigError("hydra.sweeper.top_fraction", self.top_fraction, "must be in (0, 1]")
+        if not self.margin >= 0:
+            raise ConfigError("hydra.sweeper.margin", self.margin, "must be >= 0")
+        if not 0 < self.min_width <= 1:
+            raise ConfigError("hydra.sweeper.min_width", self.min_width, "must be in (0, 1]")
+        if not 0 <= self.max_failure_rate <= 1:
+            raise ConfigError("hydra.sweeper.max_failure_rate", self.max_failure_rate, "must be in [0, 1]")
+
+    def _compose(self, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+        """The task config for ``overrides`` (without the ``hydra`` node) and Hydra's chosen
+        option per config group."""
+        from hydra.errors import HydraException
+
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        except HydraException as exc:
+            message = str(exc).splitlines()[0]
+            raise ConfigError("overrides", " ".join(overrides), f"cannot compose: {message}") from None
+        choices = {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
+        return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), choices
+
+    def _plan(self, space: SearchSpace, combo: list[str], index: int, crossed: bool) -> Plan:
+        base = list(space.fixed) + combo
+        where = f" (combination {' '.join(combo)})" if combo else ""
+        if not space.dims:
+            raise ConfigError("hydra.sweeper.params", {}, "nothing to search: give interval(), choice() or "
+                              "range() expressions in hydra.sweeper.params or on the command line")
+        first_values = [f"{d.override_key or d.key}={_first_value(d)}" for d in space.dims]
+        cfg, choices = self._compose(base + first_values)
+        for dim in space.dims:
+            if (dim.override_key or dim.key).startswith("+"):
+                continue
+            if OmegaConf.select(cfg, dim.key, default=_ABSENT) is _ABSENT:
+                raise ConfigError(dim.key, dim.expression(),
+                                  f"not a key of the composed config{where} (prefix it with + to add it)")
+            if isinstance(dim, Choice) and len(dim.values) > 1:
+                for value in dim.values[1:]:  # a choice may select config-group options
+                    others = [o for o in first_values if not o.startswith(f"{dim.override_key or dim.key}=")]
+                    self._compose(base + others + [f"{dim.override_key or dim.key}={value}"])
+        sampler = self._sampler(cfg)
+        for dim in space.dims:
+            if isinstance(dim, Interval):
+                check_dimension(dim, sampler.scale_of(dim))
+        objective = cfg.get("objective") if isinstance(cfg.get("objective"), DictConfig) else None
+        direction = objective.get("direction") if objective is not None else self.direction
+        if direction not in ("minimize", "maximize"):
+            key = "objective.direction" if objective is not None else "hydra.sweeper.direction"
+            raise ConfigError(key, direction, "must be minimize or maximize")
+        metric = objective.get("metric") if objective is not None else None
+        if self.check:
+            from hydra.utils import get_method
+
+            get_method(self.check)(cfg)
+        tracking = None
+        tcfg = cfg.get("tracking")
+        if isinstance(tcfg, DictConfig) and tcfg.get("enabled", False):
+            tracking = OmegaConf.to_container(tcfg, resolve=True)
+            tracking["uri"] = resolve_uri(tracking.get("uri"))
+        directory = self.sweep_dir / f"combo_{index}" if crossed else self.sweep_dir
+        label = " ".join(combo) if combo else "all"
+        sampler_name = choices.get("sampler") or sampler.name
+        return Plan(index, combo, base, space, sampler, direction, metric, tracking, directory,
+                    label, sampler_name)
+
+    def _sampler(self, cfg: DictConfig) -> Sampler:
+        """The task config's ``sampler`` group when it has one, else the sweeper's fallback."""
+        node = cfg.get("sampler")
+        if isinstance(node, DictConfig) and node.get("_target_"):
+            sampler = build(node, "sampler")
+            key = "sampler._target_"
+        elif isinstance(self.fallback_sampler, Sampler):
+            return self.fallback_sampler
+        else:
+            sampler = build(self.fallback_sampler or {}, "hydra.sweeper.sampler")
+            key = "hydra.sweeper.sampler._target_"
+        if not isinstance(sampler, Sampler):
+            raise ConfigError(key, type(sampler).__name__, "is not a plugins.samplers.base.Sampler")
+        return sampler
+
+    def _print_dry_run(self, plans: list[Plan]) -> None:
+        k = top_count(self.trials_per_round, self.top_k, self.top_fraction)
+        total = len(plans) * self.rounds * self.trials_per_round
+        print(f"Dry run: {len(plans)} search(es) x {self.rounds} rounds x {self.trials_per_round} trials "
+              f"= {total} trials; zoom onto the top {k} with margin {self.margin}. Nothing launched.")
+        for plan in plans:
+            print(f"\n[{plan.label}] sampler {plan.sampler!r}, direction {plan.direction}"
+                  + (f" of {plan.metric}" if plan.metric else ""))
+            if plan.base:
+                print("  fixed: " + " ".join(plan.base))
+            for line in dims_summary(plan.space, plan.sampler.scale_of):
+                print("  " + line)
+
+    # --- running --------------------------------------------------------------------------
+
+    def _start_parent(self, plans: list[Plan], space: SearchSpace) -> MlflowTracker | None:
+        tracking = plans[0].tracking
+        if tracking is None:
+            return None
+        parent = MlflowTracker(tracking["uri"], tracking["experiment"], run_name=f"sweep-{self.sweep_dir.name}",
+                               flush_interval_s=0.0)
+        settings = {"rounds": self.rounds, "trials_per_round": self.trials_per_round, "top_k": self.top_k,
+                    "top_fraction": self.top_fraction, "margin": self.margin, "min_width": self.min_width,
+                    "max_failure_rate": self.max_failure_rate, "direction": plans[0].direction,
+                    "metric": plans[0].metric}
+        params = {f"sweeper.{k}": v for k, v in settings.items()}
+        params.update({f"space.{d.key}": d.expression() for d in space.dims})
+        description = "Zoom sweep over:\n" + "\n".join(f"- `{d.key}`: `{d.expression()}`" for d in space.dims)
+        if space.crossed:
+            description += "\n\nCrossed: " + ", ".join(f"`{k}` in {list(v)}" for k, v in space.crossed)
+        parent.start(params, {"sweeper": "zoom", "sweep_dir": str(self.sweep_dir.resolve()),
+                              "mlflow.note.content": description, "sampler": plans[0].sampler_name})
+        for plan in plans:
+            if len(plans) > 1:
+                plan.run = MlflowTracker(tracking["uri"], tracking["experiment"], run_name=f"combo-{plan.index}",
+                                         parent_run_id=parent.run_id, flush_interval_s=0.0)
+                plan.run.start({"combination": plan.label},
+                               {"combination": plan.label, "mlflow.note.content": plan.label})
+            else:
+                plan.run = parent
+        return parent
+
+    def _run_plan(self, plan: Plan, parent: MlflowTracker | None, crossed: bool) -> None:
+        log.info(f"[{plan.label}] {self.rounds} rounds x {self.trials_per_round} trials, {plan.sampler!r}")
+
+        def evaluate(r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace) -> list[Outcome]:
+            write_space(plan.directory / "zoom" / f"round_{r}.yaml", space,
+                        header=f"space sampled in round {r} of {self.sweep_dir}")
+            batch = []
+            for i, params in enumerate(proposals):
+                job = self.job_idx + i
+                overrides = plan.base + space.overrides(params)
+                name = f"r{r}-t{i:02d}" if not crossed else f"c{plan.index}-r{r}-t{i:02d}"
+                if plan.tracking is not None and plan.run is not None:
+                    overrides += [f"tracking.parent_run_id={plan.run.run_id}",
+                                  f"tracking.uri={_quote(plan.tracking['uri'])}",
+                                  f"tracking.run_name={name}",
+                                  f"++tracking.tags.round={r}",
+                                  f"++tracking.tags.sampler={plan.sampler_name}",
+                                  f"++tracking.tags.job={job}"]
+                if crossed:
+                    overrides.append(f"hydra.sweep.subdir=combo_{plan.index}/{job}")
+                batch.append(overrides)
+            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+            self.job_idx += len(batch)
+            outcomes = [_outcome(ret) for ret in returns]
+            for i, out in enumerate(outcomes):
+                if out.value is None:
+                    log.warning(f"[{plan.label}] trial r{r}-t{i:02d} failed: {out.error}")
+            return outcomes
+
+        def on_round(record: Round) -> None:
+            write_space(plan.directory / "zoom" / f"round_{record.round + 1}.yaml", record.next_space,
+                        header=f"zoomed after round {record.round} of {self.sweep_dir}")
+            best = record.best
+            log.info(f"[{plan.label}] round {record.round}/{self.rounds}: {len(record.trials)} trials, "
+                     f"{record.failed} failed; best so far {best.value if best else None}")
+            for note in record.notes:
+                log.warning(f"[{plan.label}] {note}")
+            if plan.run is not None:
+                if best is not None:
+                    plan.run.log_metrics({"best_value": best.value}, step=record.round)
+                plan.run.log_metrics({"failed_trials": record.failed}, step=record.round)
+                plan.run.flush()
+                plan.run.log_artifact(plan.directory / "zoom" / f"round_{record.round}.yaml", "zoom")
+            partial = SearchResult([*(plan.result.rounds if plan.result else []), record], plan.direction)
+            plan.result = partial
+            write_yaml_atomic(plan.directory / "optimization_results.yaml", self._results(plan))
+
+        plan.result = None
+        try:
+            plan.result = search(
+                plan.space, plan.sampler, evaluate, rounds=self.rounds, trials_per_round=self.trials_per_round,
+                direction=plan.direction, top_k=self.top_k, top_fraction=self.top_fraction, margin=self.margin,
+                min_width=self.min_width, max_failure_rate=self.max_failure_rate, stream=(plan.index,),
+                on_round=on_round)
+        finally:
+            if plan.run is not None and plan.run is not parent:
+                best = plan.result.best if plan.result else None
+                if best is not None:
+                    plan.run.set_tags({"best_value": best.value})
+        self._write_plan_outputs(plan)
+
+    # --- results --------------------------------------------------------------------------
+
+    def _reproduce(self, plan: Plan, trial: Trial) -> str:
+        return " ".join([_program(), *map(shlex.quote, plan.base + plan.space.overrides(trial.params))])
+
+    def _results(self, plan: Plan) -> dict[str, Any]:
+        result = plan.result
+        assert result is not None
+        best = result.best
+        out: dict[str, Any] = {"name": "zoom", "direction": plan.direction}
+        if plan.metric:
+            out["metric"] = plan.metric
+        out["best_value"] = best.value if best else None
+        out["best_params"] = dict(best.params) if best else None
+        if best is not None:
+            out["best_trial"] = {"round": best.round, "index": best.index, "job_dir": best.job_dir}
+            held_out = {k: v for k, v in (best.extra.get("metrics") or {}).items() if k.startswith("test_")}
+            if held_out:
+                out["best_held_out"] = {**held_out, "note": "held-out test split, never used to choose"}
+            if best.extra.get("run_id"):
+                out["best_trial"]["mlflow_run_id"] = best.extra["run_id"]
+            out["reproduce"] = self._reproduce(plan, best)
+        if plan.combo:
+            out["combination"] = plan.combo
+        out["trials"] = len(result.trials)
+        out["failed"] = result.failed
+        out["rounds"] = [{
+            "round": r.round,
+            "space": r.space.as_params(),
+            "trials": len(r.trials),
+            "failed": r.failed,
+            "best_value": r.best.value if r.best else None,
+            "best_params": dict(r.best.params) if r.best else None,
+            **({"notes": r.notes} if r.notes else {}),
+        } for r in result.rounds]
+        out["next_space"] = result.rounds[-1].next_space.as_params() if result.rounds else None
+        return out
+
+    def _write_plan_outputs(self, plan: Plan) -> None:
+        assert plan.result is not None
+        write_yaml_atomic(plan.directory / "optimization_results.yaml", self._results(plan))
+        best = plan.result.best
+        if best is not None and best.job_dir:
+            _write_best_config(Path(best.job_dir), plan.directory / "best.yaml")
+        if plan.run is not None:
+            plan.run.log_artifact(plan.directory / "optimization_results.yaml")
+            if (plan.directory / "best.yaml").exists():
+                plan.run.log_artifact(plan.directory / "best.yaml")
+
+    def _finish(self, plans: list[Plan], parent: MlflowTracker | None) -> dict[str, Any]:
+        done = [p for p in plans if p.result is not None and p.result.rounds]
+        for plan in done:
+            write_yaml_atomic(plan.directory / "optimization_results.yaml", self._results(plan))
+        ranked = [p for p in done if p.result.best is not None]
+        sign = -1 if plans[0].direction == "maximize" else 1
+        ranked.sort(key=lambda p: sign * p.result.best.value)
+        summary: dict[str, Any]
+        if len(plans) > 1:
+            summary = {"name": "zoom", "direction": plans[0].direction}
+            if plans[0].metric:
+                summary["metric"] = plans[0].metric
+            best_plan = ranked[0] if ranked else None
+            summary["best_value"] = best_plan.result.best.value if best_plan else None
+            summary["best_params"] = dict(best_plan.result.best.params) if best_plan else None
+            if best_plan:
+                summary["best_combination"] = best_plan.combo
+                summary["reproduce"] = self._reproduce(best_plan, best_plan.result.best)
+            summary["combinations"] = [{
+                "combination": p.combo, "directory": p.directory.name,
+                "best_value": p.result.best.value if p.result and p.result.best else None,
+                "best_params": dict(p.result.best.params) if p.result and p.result.best else None,
+                "failed": p.result.failed if p.result else None,
+            } for p in plans]
+            write_yaml_atomic(self.sweep_dir / "optimization_results.yaml", summary)
+            if best_plan and (best_plan.directory / "best.yaml").exists():
+                _write_best_config(Path(best_plan.result.best.job_dir), self.sweep_dir / "best.yaml")
+            if parent is not None:
+                parent.log_artifact(self.sweep_dir / "optimization_results.yaml")
+                if best_plan:
+                    parent.log_metrics({"best_value": best_plan.result.best.value}, step=self.rounds)
+                    parent.set_tags({"best_combination": best_plan.label})
+        else:
+            summary = self._results(plans[0]) if done else {}
+        if parent is not None and ranked and ranked[0].result.best.extra.get("run_id"):
+            parent.set_tags({"best_run_id": ranked[0].result.best.extra["run_id"]})
+        self._report(ranked, summary)
+        return summary
+
+    def _report(self, ranked: list[Plan], summary: Mapping[str, Any]) -> None:
+        if not ranked:
+            print("No trial succeeded.", file=sys.stderr)
+            return
+        lines = []
+        for plan in ranked if len(ranked) > 1 else []:
+            lines.append(f"  [{plan.label}] best {plan.result.best.value:.6g}")
+        best_plan = ranked[0]
+        best = best_plan.result.best
+        what = f"{best_plan.metric}=" if best_plan.metric else "objective="
+        params = " ".join(f"{k}={v}" for k, v in best.params.items())
+        lines.insert(0, f"Best {what}{best.value:.6g} ({best_plan.direction}) in round {best.round}: {params}")
+        held_out = {k: v for k, v in (best.extra.get("metrics") or {}).items() if k.startswith("test_")}
+        if held_out:
+            lines.append("Held-out test of that trial (never used to choose): "
+                         + " ".join(f"{k}={v:.4f}" for k, v in sorted(held_out.items())))
+        lines.append(f"Reproduce: {summary.get('reproduce') or self._reproduce(best_plan, best)}")
+        lines.append(f"Results: {self.sweep_dir / 'optimization_results.yaml'}")
+        print("\n".join(lines), flush=True)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(params, DictConfig):
+        return OmegaConf.to_container(params, resolve=True)  # type: ignore[return-value]
+    return dict(params)
+
+
+def _first_value(dim: Any) -> str:
+    if isinstance(dim, Interval):
+        return str(int(dim.low)) if dim.integer else repr(float(dim.low))
+    if isinstance(dim, Choice):
+        return dim.values[0]
+    return str(dim.values[0])
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _outcome(ret: JobReturn) -> Outcome:
+    job_dir = None
+    try:
+        job_dir = str(ret.hydra_cfg.hydra.runtime.output_dir)
+    except Exception:  # a launcher that returns no hydra config
+        pass
+    extra = read_json(Path(job_dir) / METRICS_FILE) if job_dir else None
+    extra = extra or {}
+    if ret.status == JobStatus.COMPLETED:
+        try:
+            return Outcome(float(ret.return_value), None, job_dir, extra)
+        except (TypeError, ValueError):
+            return Outcome(None, f"return value is not a number: {ret.return_value!r}", job_dir, extra)
+    exc = ret._return_value
+    return Outcome(None, f"{type(exc).__name__}: {exc}", job_dir, extra)
+
+
+def _write_best_config(job_dir: Path, target: Path) -> None:
+    source = job_dir / ".hydra" / "config.yaml"
+    if not source.exists():
+        return
+    cfg = OmegaConf.load(source)
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception:
+        text = OmegaConf.to_yaml(cfg)
+    from pipeline.results import write_text_atomic
+
+    write_text_atomic(target, f"# full config of the best trial ({job_dir})\n{text}")
+
+
+def _program() -> str:
+    main = Path(sys.argv[0])
+    if main.name == "__main__.py":
+        return f"python -m {main.parent.name}"
+    return f"python {sys.argv[0]}"
+
+
+def _end_runs(plans: list[Plan], parent: MlflowTracker | None, status: str,
+              tags: Mapping[str, str] | None = None) -> None:
+    for plan in plans:
+        if plan.run is not None and plan.run is not parent:
+            plan.run.end(status)
+    if parent is not None:
+        parent.end(status, tags)
+
+
+def _user_error(exc: ConfigError) -> None:
+    print(f"Error: {exc}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,40 @@
+"""``hydra/sweeper=zoom``: the sweeper's settings, registered in Hydra's ConfigStore."""
+
+# No `from __future__ import annotations`: Hydra loads this module outside sys.modules while
+# scanning plugins, and OmegaConf reads these annotations at run time.
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional  # noqa: UP035 - OmegaConf's structured-config types
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ZoomSweeperConf:
+    _target_: str = "hydra_plugins.zoom_sweeper.zoom_sweeper.ZoomSweeper"
+
+    # The search space: dotted task keys -> Hydra override grammar (as the Optuna sweeper reads).
+    # Command-line search expressions replace entries with the same key.
+    params: Dict[str, Any] = field(default_factory=dict)
+    rounds: int = 3
+    trials_per_round: int = 16
+    # The next round zooms onto the top_k best successful trials so far (or, when top_k is
+    # null, onto top_fraction of a round), widened by margin x the current width in each
+    # dimension's scale, never narrower than min_width x the original width.
+    top_k: Optional[int] = None
+    top_fraction: float = 0.25
+    margin: float = 0.1
+    min_width: float = 0.05
+    # Stop the sweep when more than this share of the trials so far has failed.
+    max_failure_rate: float = 0.5
+    # Print the space, scales, trials and rounds; launch nothing.
+    dry_run: bool = False
+    # Fallbacks for apps whose config has no `objective.direction` / `sampler`.
+    direction: str = "minimize"
+    sampler: Dict[str, Any] = field(default_factory=lambda: {
+        "_target_": "plugins.samplers.log_random.LogRandomSampler", "seed": 0})
+    # Optional dotted path of a function called with each combination's composed task config
+    # before anything is launched (e.g. pipeline.config.validate); it raises on bad input.
+    check: Optional[str] = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="zoom", node=ZoomSweeperConf, provider="pipeline")

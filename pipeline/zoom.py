@@ -1,0 +1,164 @@
+"""Coarse to fine: shrink a search space around the best trials.
+
+For each dimension, given the ``top`` trials' values:
+
+* interval: the span of the top values *in the dimension's own scale* (log for log, log(1 - x)
+  for log1m), widened on each side by ``margin`` times the current width, never narrower than
+  ``min_width`` times the original width (so a zoomed interval never collapses to a point and
+  always re-validates), kept inside the original bounds. Float bounds are rounded outward to 4
+  significant digits for readable YAML; integer bounds are rounded outward to integers.
+* range: the same on the positions of its ordered values (at least 2 values kept).
+* choice: the values seen among the top trials (original order).
+
+Pure functions: no Hydra, no MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.search import Choice, Interval, Range, SearchSpace, from_unit, to_unit
+
+MIN_WIDTH = 0.05  # a zoomed interval keeps at least 5% of the original width (in its scale)
+
+
+def zoom(
+    space: SearchSpace,
+    original: SearchSpace,
+    top: Sequence[Mapping[str, Any]],
+    *,
+    margin: float,
+    scale_of: Callable[[Interval], str],
+    min_width: float = MIN_WIDTH,
+) -> SearchSpace:
+    """The space for the next round: ``space`` narrowed around the ``top`` trials' params."""
+    if not top:
+        return space
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    dims = []
+    for dim in space.dims:
+        first = original.dim(dim.key)
+        values = [t[dim.key] for t in top]
+        if isinstance(dim, Interval):
+            assert isinstance(first, Interval)
+            dims.append(_zoom_interval(dim, first, values, margin, scale_of(first), min_width))
+        elif isinstance(dim, Range):
+            assert isinstance(first, Range)
+            dims.append(_zoom_range(dim, first, values, margin, min_width))
+        else:
+            seen = {str(v) for v in values}
+            dims.append(Choice(dim.key, tuple(v for v in dim.values if v in seen) or dim.values,
+                               dim.override_key))
+    return space.with_dims(dims)
+
+
+def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], margin: float,
+                   scale: str, min_width: float) -> Interval:
+    def unit(x: float) -> float:
+        return float(to_unit(scale, x))
+
+    o_lo, o_hi = sorted((unit(first.low), unit(first.high)))
+    c_lo, c_hi = sorted((unit(dim.low), unit(dim.high)))
+    ts = [unit(v) for v in values]
+    lo, hi = min(ts), max(ts)
+    pad = margin * (c_hi - c_lo)
+    lo, hi = lo - pad, hi + pad
+    floor_width = min_width * (o_hi - o_lo)
+    if hi - lo < floor_width:
+        centre = (lo + hi) / 2
+        lo, hi = centre - floor_width / 2, centre + floor_width / 2
+    # stay inside the original bounds, shifting rather than shrinking where possible
+    if lo < o_lo:
+        lo, hi = o_lo, min(o_hi, hi + (o_lo - lo))
+    if hi > o_hi:
+        lo, hi = max(o_lo, lo - (hi - o_hi)), o_hi
+    x_lo, x_hi = sorted((float(from_unit(scale, lo)), float(from_unit(scale, hi))))
+    if dim.integer:
+        new_lo, new_hi = math.floor(x_lo + 1e-9), math.ceil(x_hi - 1e-9)
+        new_lo, new_hi = max(int(first.low), new_lo), min(int(first.high), new_hi)
+        if new_hi <= new_lo:  # keep at least two integers
+            new_hi = min(int(first.high), new_lo + 1)
+            new_lo = max(int(first.low), new_hi - 1)
+        return Interval(dim.key, new_lo, new_hi, True, dim.scale, dim.override_key)
+    new_lo = max(first.low, _round_sig(x_lo, down=True))
+    new_hi = min(first.high, _round_sig(x_hi, down=False))
+    return Interval(dim.key, new_lo, new_hi, False, dim.scale, dim.override_key)
+
+
+def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float, min_width: float) -> Range:
+    grid = first.values
+    current = dim.values
+
+    def position(v: float) -> int:
+        return min(range(len(grid)), key=lambda i: abs(grid[i] - float(v)))
+
+    pos = [position(v) for v in values]
+    lo, hi = min(pos), max(pos)
+    pad = math.ceil(margin * len(current))
+    lo, hi = lo - pad, hi + pad
+    need = max(2, math.ceil(min_width * len(grid)))
+    while hi - lo + 1 < need:
+        lo, hi = lo - 1, hi + 1
+    lo, hi = max(0, lo), min(len(grid) - 1, hi)
+    if hi - lo + 1 < need:  # pinned at an end: extend the other way
+        lo, hi = (0, min(len(grid) - 1, need - 1)) if lo == 0 else (max(0, len(grid) - need), hi)
+    start, stop = grid[lo], grid[hi] + first.step
+    if first.integer:
+        start, stop = int(start), int(stop)
+    else:
+        start, stop = _round_sig(start, digits=12), _round_sig(stop, digits=12)
+    return Range(dim.key, start, stop, first.step, dim.override_key)
+
+
+def _round_sig(x: float, *, down: bool = True, digits: int = 4) -> float:
+    """Round ``x`` to ``digits`` significant digits, toward -inf (down) or +inf."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    exponent = math.floor(math.log10(abs(x))) - digits + 1
+    step = 10.0 ** exponent
+    q = x / step
+    q = math.floor(q + 1e-9) if down else math.ceil(q - 1e-9)
+    return float(f"{q * step:.{digits + 2}g}")
+
+
+def top_trials(trials: Sequence[Mapping[str, Any]], k: int, direction: str) -> list[Mapping[str, Any]]:
+    """The ``k`` best successful trials (``value`` finite), best first."""
+    ok = [t for t in trials if t.get("value") is not None and math.isfinite(t["value"])]
+    return sorted(ok, key=lambda t: t["value"], reverse=direction == "maximize")[:k]
+
+
+def write_space(path: Path, space: SearchSpace, *, header: str = "") -> None:
+    """Write the searched dimensions as a config that loads into ``hydra.sweeper.params``."""
+    from pipeline.results import write_text_atomic
+
+    lines = ["# @package hydra.sweeper.params"]
+    lines += [f"# {line}" for line in header.splitlines() if line]
+    for key, expr in space.as_params().items():
+        lines.append(f"{key}: {_yaml_str(expr)}")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _yaml_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_space(path: Path) -> dict[str, str]:
+    """The ``hydra.sweeper.params`` mapping stored by :func:`write_space`."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def dims_summary(space: SearchSpace, scale_of: Callable[[Interval], str]) -> list[str]:
+    """One line per dimension: key, expression and the scale it is sampled in."""
+    out = []
+    for d in space.dims:
+        extra = f"  [{scale_of(d)} scale]" if isinstance(d, Interval) else ""
+        out.append(f"{d.key}: {d.expression()}{extra}")
+    return out
+

@@ -1,0 +1,7 @@
+"""Sampler plugins: turn a :class:`pipeline.search.SearchSpace` into trials.
+
+The contract is :class:`plugins.samplers.base.Sampler`."""
+
+from plugins.samplers.base import Sampler
+
+__all__ = ["Sampler"]
