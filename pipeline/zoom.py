@@ -16,6 +16,7 @@ Pure functions: no Hydra, no MLflow.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from typing import Any
 from pipeline.search import Choice, Interval, Range, SearchSpace, from_unit, to_unit
 
 MIN_WIDTH = 0.05  # a zoomed interval keeps at least 5% of the original width (in its scale)
+RESULTS_FILE = "optimization_results.yaml"
+TRIALS_FILE = "trials.yaml"
 
 
 def zoom(
@@ -67,15 +70,11 @@ def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], marg
     lo, hi = min(ts), max(ts)
     pad = margin * (c_hi - c_lo)
     lo, hi = lo - pad, hi + pad
+    lo, hi = max(lo, o_lo), min(hi, o_hi)  # clip to the original bounds
     floor_width = min_width * (o_hi - o_lo)
-    if hi - lo < floor_width:
-        centre = (lo + hi) / 2
+    if hi - lo < floor_width:  # widen around the centre, shifted off an original bound
+        centre = min(max((lo + hi) / 2, o_lo + floor_width / 2), o_hi - floor_width / 2)
         lo, hi = centre - floor_width / 2, centre + floor_width / 2
-    # stay inside the original bounds, shifting rather than shrinking where possible
-    if lo < o_lo:
-        lo, hi = o_lo, min(o_hi, hi + (o_lo - lo))
-    if hi > o_hi:
-        lo, hi = max(o_lo, lo - (hi - o_hi)), o_hi
     x_lo, x_hi = sorted((float(from_unit(scale, lo)), float(from_unit(scale, hi))))
     if dim.integer:
         new_lo, new_hi = math.floor(x_lo + 1e-9), math.ceil(x_hi - 1e-9)
@@ -84,8 +83,12 @@ def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], marg
             new_hi = min(int(first.high), new_lo + 1)
             new_lo = max(int(first.low), new_hi - 1)
         return Interval(dim.key, new_lo, new_hi, True, dim.scale, dim.override_key)
-    new_lo = max(first.low, _round_sig(x_lo, down=True))
-    new_hi = min(first.high, _round_sig(x_hi, down=False))
+    if scale == "log1m":  # keep the digits that matter near 1: round 1 - x
+        new_lo = _clean(1.0 - _round_sig(1.0 - x_lo, down=False))
+        new_hi = _clean(1.0 - _round_sig(1.0 - x_hi, down=True))
+    else:
+        new_lo, new_hi = _round_sig(x_lo, down=True), _round_sig(x_hi, down=False)
+    new_lo, new_hi = max(first.low, new_lo), min(first.high, new_hi)
     return Interval(dim.key, new_lo, new_hi, False, dim.scale, dim.override_key)
 
 
@@ -125,6 +128,10 @@ def _round_sig(x: float, *, down: bool = True, digits: int = 4) -> float:
     return float(f"{q * step:.{digits + 2}g}")
 
 
+def _clean(x: float) -> float:
+    return float(f"{x:.12g}")
+
+
 def top_trials(trials: Sequence[Mapping[str, Any]], k: int, direction: str) -> list[Mapping[str, Any]]:
     """The ``k`` best successful trials (``value`` finite), best first."""
     ok = [t for t in trials if t.get("value") is not None and math.isfinite(t["value"])]
@@ -162,3 +169,60 @@ def dims_summary(space: SearchSpace, scale_of: Callable[[Interval], str]) -> lis
         out.append(f"{d.key}: {d.expression()}{extra}")
     return out
 
+
+
+def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float | None = None,
+                   min_width: float | None = None) -> tuple[SearchSpace, Path]:
+    """Run the zoom stage on its own over a finished (or interrupted) search directory: read its
+    ``optimization_results.yaml`` and ``trials.yaml``, zoom the last round's space onto the best
+    trials so far, and write it as the next ``zoom/round_<r>.yaml``. Returns the space and path."""
+    import yaml
+
+    from pipeline.search import parse
+
+    directory = Path(directory)
+    results_path, trials_path = directory / RESULTS_FILE, directory / TRIALS_FILE
+    for path in (results_path, trials_path):
+        if not path.is_file():
+            hint = " (a crossed sweep keeps one per combo_<i>/ folder)" if (directory / "combo_0").is_dir() else ""
+            raise FileNotFoundError(f"{path} not found: is {directory} a zoom sweep directory?{hint}")
+    results = yaml.safe_load(results_path.read_text())
+    trials = yaml.safe_load(trials_path.read_text()) or []
+    rounds = results["rounds"]
+    original, current = parse(rounds[0]["space"]), parse(rounds[-1]["space"])
+    settings = results.get("settings", {})
+    scales = results.get("scales", {})
+    k = top_k or settings.get("top_k", 4)
+    best = top_trials(trials, k, results.get("direction", "minimize"))
+    space = zoom(current, original, [t["params"] for t in best],
+                 margin=settings.get("margin", 0.1) if margin is None else margin,
+                 scale_of=lambda d: scales.get(d.key) or d.scale or "linear",
+                 min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width)
+    target = directory / "zoom" / f"round_{len(rounds) + 1}.yaml"
+    write_space(target, space, header=f"zoomed on its own after round {len(rounds)} of {directory}")
+    return space, target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipeline.zoom SWEEP_DIR``: the zoom stage over a finished sweep directory."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.zoom", description=main.__doc__)
+    parser.add_argument("directory", type=Path, help="a sweep directory (or one of its combo_<i>/ folders)")
+    parser.add_argument("--top-k", type=int, default=None, help="zoom onto this many best trials")
+    parser.add_argument("--margin", type=float, default=None, help="widen by this share of the width")
+    parser.add_argument("--min-width", type=float, default=None, help="floor, as a share of the original width")
+    args = parser.parse_args(argv)
+    try:
+        space, target = zoom_directory(args.directory, top_k=args.top_k, margin=args.margin,
+                                       min_width=args.min_width)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    print(target.read_text(), end="")
+    print(f"# written to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,7 @@ from pipeline.results import METRICS_FILE, RecordingTask, read_json, write_yaml_
 from pipeline.search import Choice, Interval, SearchSpace, check_dimension, parse
 from pipeline.sweep import Outcome, Round, SearchResult, TooManyFailures, Trial, search, top_count
 from pipeline.tracking import MlflowTracker, resolve_uri
-from pipeline.zoom import dims_summary, write_space
+from pipeline.zoom import TRIALS_FILE, dims_summary, write_space
 from plugins.samplers.base import Sampler
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,7 @@ class ZoomSweeperImpl:
             partial = SearchResult([*(plan.result.rounds if plan.result else []), record], plan.direction)
             plan.result = partial
             write_yaml_atomic(plan.directory / "optimization_results.yaml", self._results(plan))
+            write_yaml_atomic(plan.directory / TRIALS_FILE, [_trial_row(t) for t in partial.trials])
 
         plan.result = None
         try:
@@ -323,7 +324,11 @@ class ZoomSweeperImpl:
     # --- results --------------------------------------------------------------------------
 
     def _reproduce(self, plan: Plan, trial: Trial) -> str:
-        return " ".join([_program(), *map(shlex.quote, plan.base + plan.space.overrides(trial.params))])
+        """A command that runs ``trial`` again as a single run."""
+        dirs = [f"--config-dir={shlex.quote(str(Path(s.path).resolve()))}"
+                for s in self.config.hydra.runtime.get("config_sources", [])
+                if s.get("provider") == "command-line" and s.get("schema") == "file"]
+        return " ".join([_program(), *dirs, *map(shlex.quote, plan.base + plan.space.overrides(trial.params))])
 
     def _results(self, plan: Plan) -> dict[str, Any]:
         result = plan.result
@@ -332,6 +337,10 @@ class ZoomSweeperImpl:
         out: dict[str, Any] = {"name": "zoom", "direction": plan.direction}
         if plan.metric:
             out["metric"] = plan.metric
+        out["sampler"] = plan.sampler_name
+        out["scales"] = {d.key: plan.sampler.scale_of(d) for d in plan.space.dims if isinstance(d, Interval)}
+        out["settings"] = {"top_k": top_count(self.trials_per_round, self.top_k, self.top_fraction),
+                           "margin": self.margin, "min_width": self.min_width}
         out["best_value"] = best.value if best else None
         out["best_params"] = dict(best.params) if best else None
         if best is not None:
@@ -430,6 +439,14 @@ class ZoomSweeperImpl:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _trial_row(trial: Trial) -> dict[str, Any]:
+    row = trial.as_dict()
+    row.pop("extra", None)
+    if trial.extra.get("run_id"):
+        row["mlflow_run_id"] = trial.extra["run_id"]
+    return row
+
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(params, DictConfig):

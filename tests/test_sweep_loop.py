@@ -1,0 +1,92 @@
+"""The Hydra-free round loop on known functions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.search import parse
+from pipeline.sweep import Outcome, TooManyFailures, search
+from plugins.samplers.log_random import LogRandomSampler
+from plugins.samplers.random import RandomSampler
+
+SPACE = parse({"lr": "interval(1e-5, 1)", "width": "tag(log, int(interval(8, 1024)))", "act": "choice(a, b, c)"})
+
+
+def bowl(p: dict) -> float:
+    """Minimum 0 at lr = 1e-3 (in log10), width = 128 (in log2), act = b."""
+    return (math.log10(p["lr"]) + 3) ** 2 + (math.log2(p["width"]) - 7) ** 2 / 4 + (p["act"] != "b")
+
+
+def evaluator(f, calls: list | None = None):
+    def evaluate(r, proposals, space):
+        if calls is not None:
+            calls.append((r, len(proposals), space))
+        return [Outcome(f(p)) for p in proposals]
+    return evaluate
+
+
+def test_zoom_approaches_the_optimum_and_narrows() -> None:
+    calls: list = []
+    result = search(SPACE, LogRandomSampler(seed=0), evaluator(bowl, calls), rounds=4, trials_per_round=24,
+                    top_k=4, margin=0.1)
+    assert [c[:2] for c in calls] == [(r, 24) for r in range(1, 5)]
+    bests = [r.best.value for r in result.rounds]
+    assert bests == sorted(bests, reverse=True)  # best-so-far never gets worse
+    assert result.best.value < 0.1 and result.best.params["act"] == "b"
+    assert abs(math.log10(result.best.params["lr"]) + 3) < 0.3
+    widths = [math.log(r.space.dim("lr").high / r.space.dim("lr").low) for r in result.rounds]
+    assert widths[-1] < widths[0] / 3
+    final = result.rounds[-1].next_space.dim("lr")
+    assert final.low < 1e-3 < final.high
+
+
+def test_zoom_beats_one_round_of_the_same_budget() -> None:
+    """Median over seeds: 4 zoomed rounds of 24 beat a single round of 96 samples."""
+    zoomed, flat = [], []
+    for seed in range(7):
+        zoomed.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=4,
+                             trials_per_round=24, top_k=4, margin=0.1).best.value)
+        flat.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=1,
+                           trials_per_round=96).best.value)
+    assert sorted(zoomed)[3] < sorted(flat)[3]
+
+
+def test_maximize() -> None:
+    result = search(SPACE, RandomSampler(seed=1), evaluator(lambda p: -bowl(p)), rounds=3, trials_per_round=16,
+                    direction="maximize")
+    assert result.best.value == max(t.value for t in result.trials)
+
+
+def test_deterministic_for_a_seed_and_stream() -> None:
+    def params(seed: int, stream: tuple):
+        res = search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=2, trials_per_round=5, stream=stream)
+        return [t.params for t in res.trials]
+
+    assert params(0, (0,)) == params(0, (0,))
+    assert params(0, (0,)) != params(0, (1,))
+    assert params(0, (0,)) != params(1, (0,))
+
+
+def test_failures_are_recorded_and_only_a_high_rate_stops_the_search() -> None:
+    def flaky(r, proposals, space):
+        return [Outcome(None, "boom") if i % 4 == 0 else Outcome(float("nan")) if i % 4 == 1 else Outcome(bowl(p))
+                for i, p in enumerate(proposals)]
+
+    result = search(SPACE, RandomSampler(), flaky, rounds=3, trials_per_round=8, max_failure_rate=0.5)
+    assert result.failed == 12 and len(result.trials) == 24
+    nan_trial = result.rounds[0].trials[1]
+    assert nan_trial.value is None and "non-finite" in nan_trial.error
+    assert result.best is not None and result.best.ok
+    seen = []
+    with pytest.raises(TooManyFailures, match="4 of 8 trials failed") as info:
+        search(SPACE, RandomSampler(), flaky, rounds=3, trials_per_round=8, max_failure_rate=0.4,
+               on_round=seen.append)
+    assert len(seen) == 1 and len(info.value.result.trials) == 8  # stopped after the first round
+
+
+def test_all_failed_round_keeps_the_space() -> None:
+    result = search(SPACE, RandomSampler(), lambda r, ps, s: [Outcome(None, "x") for _ in ps], rounds=2,
+                    trials_per_round=3, max_failure_rate=1.0)
+    assert result.best is None and result.rounds[-1].next_space == SPACE

@@ -1,0 +1,117 @@
+"""The zoom stage: shrink around the best, stay inside, respect scales, never collapse."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from pipeline.search import parse
+from pipeline.zoom import read_space, top_trials, write_space, zoom
+from plugins.samplers.log_random import LogRandomSampler
+from plugins.samplers.random import RandomSampler
+
+ORIGINAL = parse({
+    "lr": "interval(1e-4, 1)",
+    "momentum": "tag(log1m, interval(0.5, 0.999))",
+    "width": "tag(log, int(interval(16, 512)))",
+    "batch": "choice(32, 64, 128)",
+    "x": "range(-5, 5)",
+})
+LOG = LogRandomSampler().scale_of
+
+
+def _zoom(top: list[dict], margin: float = 0.1, space=ORIGINAL, scale_of=LOG, min_width: float = 0.05):
+    return zoom(space, ORIGINAL, top, margin=margin, scale_of=scale_of, min_width=min_width)
+
+
+TOP = [
+    {"lr": 0.01, "momentum": 0.9, "width": 64, "batch": "64", "x": 1},
+    {"lr": 0.03, "momentum": 0.95, "width": 100, "batch": "32", "x": 2},
+]
+
+
+def test_shrinks_around_the_best_in_log_scale() -> None:
+    lr = _zoom(TOP).dim("lr")
+    # span [log 0.01, log 0.03] widened by 0.1 x the full log width (ln 1e4) on each side
+    pad = 0.1 * math.log(1e4)
+    assert math.log(lr.low) == pytest.approx(math.log(0.01) - pad, abs=1e-3)
+    assert math.log(lr.high) == pytest.approx(math.log(0.03) + pad, abs=1e-3)
+    assert lr.low < 0.01 and lr.high > 0.03 and lr.scale is None  # untagged stays untagged
+
+
+def test_same_top_under_a_linear_sampler_zooms_linearly() -> None:
+    lr = _zoom(TOP, scale_of=RandomSampler().scale_of).dim("lr")
+    assert lr.low == pytest.approx(max(1e-4, 0.01 - 0.1), abs=1e-9)
+    assert lr.high == pytest.approx(0.03 + 0.1 * (1 - 1e-4), rel=1e-3)
+
+
+def test_log1m_zooms_in_one_minus_x() -> None:
+    m = _zoom(TOP).dim("momentum")
+    full = math.log(0.5) - math.log(0.001)
+    assert math.log(1 - m.high) == pytest.approx(math.log(0.05) - 0.1 * full, abs=2e-3)
+    assert math.log(1 - m.low) == pytest.approx(math.log(0.1) + 0.1 * full, abs=2e-3)
+    assert m.scale == "log1m"
+
+
+def test_integers_round_outward_and_choices_keep_what_was_seen() -> None:
+    z = _zoom(TOP)
+    width = z.dim("width")
+    assert width.integer and isinstance(width.low, int) and isinstance(width.high, int)
+    pad = 0.1 * math.log(512 / 16)
+    assert width.low == math.floor(64 * math.exp(-pad)) and width.high == math.ceil(100 * math.exp(pad))
+    assert z.dim("batch").values == ("32", "64")
+
+
+def test_range_zooms_on_positions() -> None:
+    x = _zoom(TOP).dim("x")
+    assert x.values == [0, 1, 2, 3]  # positions of 1 and 2, one step of margin each side
+
+
+def test_stays_inside_the_original_space_at_the_edges() -> None:
+    top = [{"lr": 0.99, "momentum": 0.998, "width": 512, "batch": "128", "x": 4}]
+    z = _zoom(top, margin=0.5)
+    for dim in z.dims:
+        first = ORIGINAL.dim(dim.key)
+        if hasattr(first, "low"):
+            assert first.low <= dim.low < dim.high <= first.high
+    assert z.dim("x").values[-1] == 4 and len(z.dim("x").values) >= 2
+    lr = z.dim("lr")
+    assert lr.high == 1 and lr.low < 0.99
+
+
+def test_never_collapses_to_a_point() -> None:
+    same = [TOP[0]] * 4
+    z = _zoom(same, margin=0.0)
+    lr, m, width = z.dim("lr"), z.dim("momentum"), z.dim("width")
+    assert math.log(lr.high / lr.low) >= 0.05 * math.log(1e4) * 0.999
+    assert math.log((1 - m.low) / (1 - m.high)) >= 0.05 * math.log(0.5 / 0.001) * 0.999
+    assert width.high > width.low
+    assert len(z.dim("x").values) >= 2
+    # and it re-validates: the written space parses back
+    assert parse(z.as_params()).dims == z.dims
+
+
+def test_repeated_zoom_converges_but_keeps_the_floor() -> None:
+    space = ORIGINAL
+    for _ in range(10):
+        space = zoom(space, ORIGINAL, [TOP[0]], margin=0.1, scale_of=LOG)
+    lr = space.dim("lr")
+    assert lr.low <= 0.01 < lr.high
+    assert math.log(lr.high / lr.low) == pytest.approx(0.05 * math.log(1e4), rel=0.01)
+
+
+def test_top_trials_ranks_successes_only() -> None:
+    trials = [{"value": 3.0}, {"value": None}, {"value": float("nan")}, {"value": 1.0}, {"value": 2.0}]
+    assert [t["value"] for t in top_trials(trials, 2, "minimize")] == [1.0, 2.0]
+    assert [t["value"] for t in top_trials(trials, 2, "maximize")] == [3.0, 2.0]
+
+
+def test_space_file_round_trip(tmp_path: Path) -> None:
+    z = _zoom(TOP)
+    path = tmp_path / "zoom" / "round_2.yaml"
+    write_space(path, z, header="zoomed after round 1")
+    assert path.read_text().startswith("# @package hydra.sweeper.params\n")
+    assert parse(read_space(path)).dims == z.dims
+    assert not list(path.parent.glob(".*.tmp"))  # atomic write leaves no temp file
