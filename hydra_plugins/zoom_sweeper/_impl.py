@@ -166,17 +166,24 @@ class ZoomSweeperImpl:
             raise ConfigError("hydra.sweeper.params", {}, "nothing to search: give interval(), choice() or "
                               "range() expressions in hydra.sweeper.params or on the command line")
         first_values = [f"{d.override_key or d.key}={_first_value(d)}" for d in space.dims]
-        cfg, choices = self._compose(base + first_values)
+        cfg, _ = self._compose(base)
         for dim in space.dims:
             if (dim.override_key or dim.key).startswith("+"):
                 continue
             if OmegaConf.select(cfg, dim.key, default=_ABSENT) is _ABSENT:
                 raise ConfigError(dim.key, dim.expression(),
                                   f"not a key of the composed config{where} (prefix it with + to add it)")
+        check = _resolve_check(self.check)
+        for dim in space.dims:
             if isinstance(dim, Choice) and len(dim.values) > 1:
-                for value in dim.values[1:]:  # a choice may select config-group options
+                for value in dim.values[1:]:  # a choice may select config-group options, or bad values
                     others = [o for o in first_values if not o.startswith(f"{dim.override_key or dim.key}=")]
-                    self._compose(base + others + [f"{dim.override_key or dim.key}={value}"])
+                    choice_cfg, _ = self._compose(base + others + [f"{dim.override_key or dim.key}={value}"])
+                    if check is not None:
+                        check(choice_cfg)
+        cfg, choices = self._compose(base + first_values)
+        if check is not None:
+            check(cfg)
         sampler = self._sampler(cfg)
         for dim in space.dims:
             if isinstance(dim, Interval):
@@ -187,10 +194,6 @@ class ZoomSweeperImpl:
             key = "objective.direction" if objective is not None else "hydra.sweeper.direction"
             raise ConfigError(key, direction, "must be minimize or maximize")
         metric = objective.get("metric") if objective is not None else None
-        if self.check:
-            from hydra.utils import get_method
-
-            get_method(self.check)(cfg)
         tracking = None
         tcfg = cfg.get("tracking")
         if isinstance(tcfg, DictConfig) and tcfg.get("enabled", False):
@@ -439,6 +442,17 @@ class ZoomSweeperImpl:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _resolve_check(path: str | None) -> Any:
+    if not path:
+        return None
+    from hydra.utils import get_method
+
+    try:
+        return get_method(path)
+    except Exception as exc:
+        raise ConfigError("hydra.sweeper.check", path, f"cannot import it ({exc})") from None
+
 
 def _trial_row(trial: Trial) -> dict[str, Any]:
     row = trial.as_dict()
