@@ -67,6 +67,8 @@ def test_basic_sweep_lineage_files_and_reproduction(tmp_path: Path, store: Path)
     assert all(t.info.status == "FINISHED" for t in runs)
     client = MlflowClient(tracking_uri=uri)
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_value")] == [1, 2]
+    highs = client.get_metric_history(parent.info.run_id, "zoom/optimizer.lr/high")
+    assert [m.step for m in highs] == [1, 2] and highs[0].value == 1.0 and highs[1].value < 1.0
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "zoom")} == {
         "zoom/round_1.yaml", "zoom/round_2.yaml"}
     assert "optimizer.lr" in parent.data.tags["mlflow.note.content"]

@@ -302,7 +302,7 @@ class ZoomSweeperImpl:
             if plan.run is not None:
                 if best is not None:
                     plan.run.log_metrics({"best_value": best.value}, step=record.round)
-                plan.run.log_metrics({"failed_trials": record.failed}, step=record.round)
+                plan.run.log_metrics({"failed_trials": record.failed, **_bounds(record.space)}, step=record.round)
                 plan.run.flush()
                 plan.run.log_artifact(plan.directory / "zoom" / f"round_{record.round}.yaml", "zoom")
             partial = SearchResult([*(plan.result.rounds if plan.result else []), record], plan.direction)
@@ -442,6 +442,16 @@ class ZoomSweeperImpl:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _bounds(space: SearchSpace) -> dict[str, float]:
+    """Interval bounds as metrics (``zoom/optimizer.lr/low``), so the narrowing is a chart."""
+    out = {}
+    for dim in space.dims:
+        if isinstance(dim, Interval):
+            out[f"zoom/{dim.key}/low"] = float(dim.low)
+            out[f"zoom/{dim.key}/high"] = float(dim.high)
+    return out
+
 
 def _resolve_check(path: str | None) -> Any:
     if not path:
