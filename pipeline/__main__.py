@@ -33,5 +33,35 @@ def main(cfg: DictConfig) -> float:
     return result.objective
 
 
+# Hydra flags that take the next argument as their value (not an override).
+_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p",
+                "--cfg", "-c", "--info", "-i", "--experimental-rerun"}
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Parse the command-line overrides with Hydra's own parser before Hydra does, so a
+    malformed one gets this project's one-line error naming its key and value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("-"):
+            skip = arg in _VALUE_FLAGS
+            continue
+        if "=" not in arg:
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException as exc:
+            key, _, value = arg.partition("=")
+            reason = " ".join(str(exc).split("\n")[1:2]).strip() or str(exc).splitlines()[0]
+            reason = reason.removeprefix("ValueError while evaluating ")
+            print(f"Error: {ConfigError(key, value, f'malformed override: {reason}')}", file=sys.stderr)
+            sys.exit(2)
+
+
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:])
     main()

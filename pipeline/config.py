@@ -39,6 +39,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("model.depth", depth, "must be an integer >= 0")
     if cfg.model.get("dtype") not in DTYPES:
         raise ConfigError("model.dtype", cfg.model.get("dtype"), f"must be one of {list(DTYPES)}")
+    timeout = cfg.trainer.get("timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigError("trainer.timeout_s", timeout, "must be a positive number of seconds (or null)")
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "must be an integer >= 0")

@@ -25,3 +25,14 @@ class TrainingDiverged(RuntimeError):
 
     def __reduce__(self) -> tuple:
         return type(self), (self.epoch, self.loss)
+
+
+class TrialTimeout(RuntimeError):
+    """The trial ran past ``trainer.timeout_s``; checked between mini-batches."""
+
+    def __init__(self, epoch: int, limit_s: float) -> None:
+        self.epoch, self.limit_s = epoch, limit_s
+        super().__init__(f"trial ran past trainer.timeout_s={limit_s} s (in epoch {epoch})")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.epoch, self.limit_s)

@@ -4,6 +4,7 @@ half a file: each trial's ``result.json`` in its job directory, and the sweep's 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -77,6 +78,7 @@ class RecordingTask:
         try:
             value = self.task_function(cfg)
         except BaseException as exc:
+            logging.getLogger("pipeline.sweep").error(f"trial {out.name} failed: {type(exc).__name__}: {exc}")
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=20), seconds=time.time() - started)
             write_json_atomic(out / RESULT_FILE, record)

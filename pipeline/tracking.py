@@ -21,6 +21,7 @@ DEFAULT_DB = Path("outputs") / "mlflow.db"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
 MAX_BATCH_METRICS = 1000  # MLflow's limits for one log_batch call
 MAX_BATCH_PARAMS = 100
+PROBE_TIMEOUT_S = 5.0
 
 
 def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = None) -> str:
@@ -45,6 +46,37 @@ def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = Non
             "driver's own mechanism (e.g. PGPASSWORD or ~/.pgpass).",
         )
     return uri
+
+
+def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast when nothing answers at an ``http(s)://`` tracking URI: MLflow's own client
+    retries for minutes. Any HTTP answer counts (a proxy may not expose ``/health``)."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError("tracking.uri", uri, f"no MLflow server answers at {url} within {timeout:g} s ({reason}); "
+                          "start one (mlflow server ...), fix tracking.uri, or set tracking.enabled=false") from None
+
+
+def enable_wal(db: Path) -> None:
+    """Switch a SQLite store to write-ahead logging (persistent in the file): readers no longer
+    block the writer, which parallel trials need. Best effort: a busy store stays as it is."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error:
+        pass
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -139,6 +171,9 @@ class MlflowTracker:
         client = self._client = self._connect()
         t0 = time.perf_counter()
         experiment_id = ensure_experiment(client, self.experiment, default_artifact_location(self.uri))
+        db = sqlite_path(self.uri)
+        if db is not None:
+            enable_wal(db)
         run_tags = dict(tags)
         if self.parent_run_id:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
@@ -237,6 +272,8 @@ def make_tracker(
     if not tracking_cfg.get("enabled", True):
         return NullTracker()
     uri = resolve_uri(tracking_cfg.get("uri"), launch_dir)
+    if uri.startswith(("http://", "https://")):
+        probe_server(uri)
     experiment = tracking_cfg.get("experiment")
     if not experiment or not isinstance(experiment, str):
         raise ConfigError("tracking.experiment", experiment, "must be a non-empty name")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config import flatten, validate
 from pipeline.data import Dataset
-from pipeline.errors import ConfigError, TrainingDiverged
+from pipeline.errors import ConfigError, TrainingDiverged, TrialTimeout
 from pipeline.nn import MLP, softmax_cross_entropy
 from pipeline.optim import Optimizer
 from pipeline.registry import build
@@ -84,32 +84,57 @@ def choices_from(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True) -> Result:
-    """Train and evaluate one model as configured; log it to MLflow unless disabled."""
-    t_start = time.perf_counter()
+@dataclass
+class Stage:
+    """Everything a training stage needs, built and checked before anything is logged."""
+
+    data: Dataset
+    model: MLP
+    optimizer: Optimizer
+    tracker: Tracker
+    shuffle_seed: np.random.SeedSequence
+
+
+def prepare(cfg: DictConfig) -> Stage:
+    """Validate ``cfg``, check the tracking URI (and that a server answers), load the data,
+    check the batch size against it, and build the model and optimizer. Raises
+    :class:`ConfigError` naming the key and value; writes nothing."""
     validate(cfg)
     tracker = make_tracker(cfg.get("tracking") or {})
     dtype = np.dtype(cfg.model.dtype)
     seq_init, seq_shuffle = np.random.SeedSequence(cfg.seed).spawn(2)
+    data: Dataset = build(cfg.data, "data", dtype=dtype)
+    n_train = len(data.X_train)
+    if cfg.trainer.batch_size > n_train:
+        raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
+                          f"larger than the training set ({n_train} samples of {data.name})")
+    model = build_model(cfg, data, np.random.default_rng(seq_init))
+    optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+    return Stage(data, model, optimizer, tracker, seq_shuffle)
 
+
+def check(cfg: DictConfig) -> None:
+    """Every check :func:`run` makes before training, without training or logging: the sweeper
+    calls it on each combination before launching anything (``hydra.sweeper.check``)."""
+    prepare(cfg)
+
+
+def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True) -> Result:
+    """Train and evaluate one model as configured; log it to MLflow unless disabled."""
+    t_start = time.perf_counter()
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=int(cfg.trainer.get("blas_threads", 1) or 1), user_api="blas"):
-        data: Dataset = build(cfg.data, "data", dtype=dtype)
-        n_train = len(data.X_train)
-        if cfg.trainer.batch_size > n_train:
-            raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
-                              f"larger than the training set ({n_train} samples of {data.name})")
-        model = build_model(cfg, data, np.random.default_rng(seq_init))
-        optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+        stage = prepare(cfg)
+        model, tracker = stage.model, stage.tracker
         chosen = dict(choices) if choices else choices_from(cfg)
-        params = dict(flatten(cfg))
         extra_tags = (cfg.get("tracking") or {}).get("tags") or {}
-        tracker.start(params, tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer")
-                                        if k in chosen}, extra_tags.items()))
+        tracker.start(dict(flatten(cfg)), tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer")
+                                                    if k in chosen}, extra_tags.items()))
         try:
-            history = _fit(cfg, model, optimizer, data, tracker, np.random.default_rng(seq_shuffle))
-            test_loss, test_acc = evaluate(model, data.X_test, data.y_test)
+            history = _fit(cfg, model, stage.optimizer, stage.data, tracker,
+                           np.random.default_rng(stage.shuffle_seed), deadline=_deadline(cfg, t_start))
+            test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
             final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
             tracker.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=cfg.trainer.epochs)
             with tempfile.TemporaryDirectory() as tmp:
@@ -117,6 +142,10 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
                 tracker.log_artifacts(Path(tmp))
         except TrainingDiverged as exc:
             tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
+                                   "failure_detail": str(exc)})
+            raise
+        except TrialTimeout as exc:
+            tracker.end("FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch,
                                    "failure_detail": str(exc)})
             raise
         except KeyboardInterrupt:
@@ -138,16 +167,21 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
     return result
 
 
+def _deadline(cfg: DictConfig, t_start: float) -> float | None:
+    limit = cfg.trainer.get("timeout_s")
+    return None if limit is None else t_start + float(limit)
+
+
 def _fit(
     cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, tracker: Tracker,
-    rng: np.random.Generator,
+    rng: np.random.Generator, deadline: float | None = None,
 ) -> list[dict[str, float]]:
     """The epoch loop; returns one metrics dict per epoch (also sent to ``tracker``)."""
     history = []
     for epoch in range(1, cfg.trainer.epochs + 1):
         # overflow on the way to a non-finite loss is expected; the loss check reports it
         with np.errstate(over="ignore", invalid="ignore"):
-            train_loss, train_acc = _train_epoch(cfg, model, optimizer, data, rng, epoch)
+            train_loss, train_acc = _train_epoch(cfg, model, optimizer, data, rng, epoch, deadline)
             val_loss, val_acc = evaluate(model, data.X_val, data.y_val)
         metrics = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc}
         for i, norm in enumerate(model.norms):
@@ -159,9 +193,11 @@ def _fit(
 
 
 def _train_epoch(
-    cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, rng: np.random.Generator, epoch: int
+    cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, rng: np.random.Generator, epoch: int,
+    deadline: float | None = None,
 ) -> tuple[float, float]:
-    """One pass over reshuffled mini-batches; returns the batches' mean loss and accuracy."""
+    """One pass over reshuffled mini-batches; returns the batches' mean loss and accuracy.
+    ``deadline`` (``time.perf_counter()`` value) is checked after every mini-batch."""
     X, y = data.X_train, data.y_train
     loss_sum, correct, seen = 0.0, 0, 0
     for idx in batches(len(X), cfg.trainer.batch_size, model.min_batch_size, rng):
@@ -172,6 +208,8 @@ def _train_epoch(
             raise TrainingDiverged(epoch, loss)
         model.backward(dlogits)
         optimizer.step()
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TrialTimeout(epoch, float(cfg.trainer.timeout_s))
         loss_sum += loss * len(idx)
         correct += int((logits.argmax(axis=1) == yb).sum())
         seen += len(idx)

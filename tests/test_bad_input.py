@@ -1,0 +1,105 @@
+"""Bad input is refused before any trial starts: one line naming the key and the value, no
+traceback, nothing written to MLflow or to the sweep directory.
+
+Search dimensions are given both ways: on the command line and as a ``hydra.sweeper.params``
+entry in a config file (``--config-dir`` + ``+space=bad``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# (overrides, config-file params or None, expected text in stderr)
+CASES = [
+    (["normalization=batch_norm,nope"], None, "normalization=nope"),
+    ([], {"optimizer.lr": "interval(0.1"}, "optimizer.lr='interval(0.1': cannot parse"),
+    (["optimizer.lr=interval(1, 0.1)"], None, "optimizer.lr='interval(1.0, 0.1)': reversed interval"),
+    ([], {"optimizer.lr": "interval(1, 0.1)"}, "optimizer.lr='interval(1.0, 0.1)': reversed interval"),
+    (["optimizer.lr=interval(0.5, 0.5)"], None, "optimizer.lr='interval(0.5, 0.5)': empty interval"),
+    (["optimizer.lr=tag(log, interval(0, 1))"], None, "optimizer.lr='tag(log, interval(0.0, 1.0))': log scale"),
+    ([], {"optimizer.lr": "tag(log, interval(0, 1))"}, "optimizer.lr='tag(log, interval(0.0, 1.0))': log scale"),
+    (["optimizer.momentum=tag(log1m, interval(0.5, 1.5))"], None, "log1m scale needs bounds inside (0, 1)"),
+    ([], {"optimizer.momentum": "tag(log1m, interval(0, 0.9))"}, "log1m scale needs bounds inside (0, 1)"),
+    (["model.widht=choice(8, 16)"], None, "model.widht='choice(8, 16)': not a key of the composed config"),
+    ([], {"model.widht": "choice(8, 16)"}, "model.widht='choice(8, 16)': not a key of the composed config"),
+    (["optimizer=adam"], None, "optimizer.momentum='tag(log1m, interval(0.5, 0.999))': not a key"),
+    ([], {"trainer.batch_size": "choice()"}, "trainer.batch_size='choice()': cannot parse"),
+    (["hydra.sweeper.rounds=0"], None, "hydra.sweeper.rounds=0: must be a positive integer"),
+    (["hydra.sweeper.trials_per_round=-1"], None, "hydra.sweeper.trials_per_round=-1: must be a positive"),
+    (["hydra.sweeper.top_k=17"], None, "hydra.sweeper.top_k=17: larger than a round"),
+    (["hydra.sweeper.margin=-0.1"], None, "hydra.sweeper.margin=-0.1: must be >= 0"),
+    (["objective.direction=up"], None, "objective.direction='up': must be"),
+    (["objective.metric=accuracy"], None, "objective.metric='accuracy': must be one of"),
+    (["objective.metric=test_acc"], None, "held out and never used to choose"),
+    (["trainer.epochs=0"], None, "trainer.epochs=0: must be a positive integer"),
+    (["trainer.batch_size=choice(32, 0)"], None, "trainer.batch_size=0: must be a positive integer"),
+    (["trainer.batch_size=5000"], None, "trainer.batch_size=5000: larger than the training set"),
+    (["data=npz", "data.path=missing.npz"], None, "data.path='missing.npz': file not found"),
+    (["data=npz", "data.path=noX.npz"], None, "data.path='noX.npz': npz has no array X"),
+    (["data=npz", "data.path=short.npz"], None, "X and y have different lengths: 10 vs 9"),
+    (["normalization.momentum=1.5"], None, "normalization.momentum=1.5: momentum must be in [0, 1)"),
+    (["tracking.uri=http://alice:s3cret@127.0.0.1:9"], None, "credentials in the tracking URI are refused"),
+]
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+
+
+@pytest.mark.parametrize("overrides, params, expected", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_sweep_refuses_bad_input_before_anything_runs(tmp_path: Path, overrides: list[str], params: dict | None,
+                                                      expected: str) -> None:
+    np.savez(tmp_path / "noX.npz", y=np.zeros(10))
+    np.savez(tmp_path / "short.npz", X=np.zeros((10, 2)), y=np.zeros(9))
+    extra = []
+    if params is not None:
+        space = tmp_path / "extra" / "space"
+        space.mkdir(parents=True)
+        lines = ["# @package hydra.sweeper.params"] + [f"{k}: '{v}'" for k, v in params.items()]
+        (space / "bad.yaml").write_text("\n".join(lines) + "\n")
+        extra = [f"--config-dir={tmp_path / 'extra'}", "+space=bad"]
+    db = tmp_path / "mlflow.db"
+    proc = _run(tmp_path, "-m", *extra, f"hydra.sweep.dir={tmp_path / 'sweep'}", f"tracking.uri=sqlite:///{db}",
+                *overrides)
+    assert proc.returncode == 2, (proc.stdout[-1500:], proc.stderr[-1500:])
+    assert expected in proc.stderr
+    assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1  # one line
+    assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+    assert not db.exists() and not (tmp_path / "sweep").exists()
+
+
+def test_unknown_plugin_option_is_hydras_own_clear_error(tmp_path: Path) -> None:
+    """A fixed unknown option fails while Hydra composes the primary config, before any sweeper
+    or task code runs; its message names the group, the option and the available ones."""
+    for args in (["normalization=nope"], ["-m", "normalization=nope"]):
+        proc = _run(tmp_path, *args)
+        assert proc.returncode == 1
+        assert "Could not find 'normalization/nope'" in proc.stderr and "batch_norm" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+def test_unanswered_http_tracking_uri_fails_within_seconds(tmp_path: Path, mode: list[str]) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    proc = _run(tmp_path, *mode, f"tracking.uri={uri}", "trainer.epochs=1")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert f"tracking.uri='{uri}': no MLflow server answers at {uri}/health" in proc.stderr
+    assert elapsed < 30  # MLflow's own client would retry for minutes
