@@ -167,6 +167,17 @@ class MlflowTracker:
             db.parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(tracking_uri=self.uri)
 
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def attach(self, run_id: str) -> None:
+        """Continue an existing run (a resumed sweep's parent): it is set back to RUNNING."""
+        self._client = self._connect()
+        self.run_id = run_id
+        self._client.update_run(run_id, status="RUNNING")
+        self._last_flush = time.perf_counter()
+
     def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         client = self._client = self._connect()
         t0 = time.perf_counter()

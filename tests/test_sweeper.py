@@ -169,6 +169,19 @@ def test_diverging_trials_are_failed_not_fatal(tmp_path: Path, store: Path) -> N
     assert "failed: TrainingDiverged" in proc.stderr + proc.stdout
 
 
+def test_timed_out_trials_fail_and_the_sweep_carries_on(tmp_path: Path, store: Path) -> None:
+    proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=1000", "model.width=16", "trainer.timeout_s=0.2",
+                                 "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=2",
+                                 "hydra.sweeper.max_failure_rate=1.0", store=store)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    assert len(rows) == 4 and all("TrialTimeout" in r["error"] for r in rows)
+    runs, children = runs_by_parent(uri)
+    (parent,) = children[None]
+    assert parent.info.status == "FINISHED"
+    assert [r.data.tags["failure_reason"] for r in children[parent.info.run_id]] == ["timeout"] * 4
+
+
 def test_too_many_failures_stop_the_sweep_with_results_kept(tmp_path: Path, store: Path) -> None:
     proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=2", "model.width=16", "normalization=none",
                                  "optimizer.lr=tag(log, interval(1e5, 1e6))", "hydra.sweeper.trials_per_round=3",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +81,25 @@ def test_default_store_is_under_outputs_of_the_launch_dir(compose_cfg, tmp_path:
     assert MlflowClient(tracking_uri=f"sqlite:///{db}").get_run(result.run_id).info.status == "FINISHED"
 
 
-def test_same_seed_same_metrics_different_seed_different(compose_cfg) -> None:
-    runs = [run(compose_cfg(*FAST, "tracking.enabled=false", f"seed={s}"), verbose=False).history
-            for s in (3, 3, 4)]
-    assert runs[0] == runs[1]
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_seed_same_metrics_different_seed_different(compose_cfg, dtype: str) -> None:
+    runs = [run(compose_cfg(*FAST, "tracking.enabled=false", f"seed={s}", f"model.dtype={dtype}"),
+                verbose=False).history for s in (3, 3, 4)]
+    assert runs[0] == runs[1]  # bit for bit (one BLAS thread)
     assert runs[0] != runs[2]
+
+
+def test_timeout_ends_the_run_failed_with_the_reason(compose_cfg, tracking_uri: str) -> None:
+    from pipeline.errors import TrialTimeout
+
+    cfg = compose_cfg("trainer.epochs=500", "model.width=32", "trainer.timeout_s=0.3", f"tracking.uri={tracking_uri}")
+    started = time.perf_counter()
+    with pytest.raises(TrialTimeout, match="trainer.timeout_s=0.3"):
+        run(cfg, verbose=False)
+    assert time.perf_counter() - started < 10
+    (r,) = _runs(tracking_uri)
+    assert r.info.status == "FAILED" and r.data.tags["failure_reason"] == "timeout"
+    assert int(r.data.tags["failed_epoch"]) >= 1
 
 
 def test_float64_is_selectable(compose_cfg) -> None:
@@ -118,6 +133,7 @@ def test_diverging_trial_ends_failed_with_reason(compose_cfg, tracking_uri: str)
     ("data=npz", "data.path"),
     ("data.val_fraction=0.9", "data.val_fraction"),
     ("tracking.uri=http://alice:s3cret@example.invalid:5000", "tracking.uri"),
+    ("trainer.timeout_s=0", "trainer.timeout_s"),
 ])
 def test_bad_input_is_refused_before_anything_is_logged(compose_cfg, tracking_uri: str, override: str,
                                                         key: str) -> None:

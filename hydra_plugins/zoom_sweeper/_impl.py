@@ -22,7 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import ConfigError
 from pipeline.registry import build
-from pipeline.results import METRICS_FILE, RecordingTask, read_json, write_yaml_atomic
+from pipeline.results import (
+    METRICS_FILE,
+    RESULT_FILE,
+    RecordingTask,
+    read_json,
+    write_json_atomic,
+    write_yaml_atomic,
+)
 from pipeline.search import Choice, Interval, SearchSpace, check_dimension, parse
 from pipeline.sweep import Outcome, Round, SearchResult, TooManyFailures, Trial, search, top_count
 from pipeline.tracking import MlflowTracker, resolve_uri
@@ -30,6 +37,7 @@ from pipeline.zoom import TRIALS_FILE, dims_summary, write_space
 from plugins.samplers.base import Sampler
 
 log = logging.getLogger(__name__)
+STATE_FILE = "sweep_state.json"
 _ABSENT = object()
 
 
@@ -67,6 +75,7 @@ class ZoomSweeperImpl:
         direction: str = "minimize",
         sampler: Sampler | Mapping[str, Any] | None = None,
         check: str | None = None,
+        resume: bool = False,
     ) -> None:
         self.params = dict(params or {})
         self.rounds = rounds
@@ -81,7 +90,8 @@ class ZoomSweeperImpl:
         # Hydra instantiates the sweeper config recursively, so the fallback arrives built
         self.fallback_sampler = sampler
         self.check = check
-        self.job_idx = 0
+        self.resume = resume
+        self.state: dict[str, Any] = {}
 
     # --- Hydra entry points ---------------------------------------------------------------
 
@@ -98,20 +108,32 @@ class ZoomSweeperImpl:
             space = parse(_plain(self.params), arguments)
             combos = space.combinations()
             plans = [self._plan(space, combo, i, len(combos) > 1) for i, combo in enumerate(combos)]
+            if not self.dry_run:
+                self.state = self._load_state(arguments)
         except ConfigError as exc:
             _user_error(exc)
         if self.dry_run:
             self._print_dry_run(plans)
             return None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        if not self.state:
+            OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         parent = self._start_parent(plans, space)
+        self.state.update(arguments=list(arguments), params=_plain(self.params), status="running",
+                          parent_run_id=parent.run_id if parent else None,
+                          combo_run_ids={str(p.index): p.run.run_id for p in plans if p.run is not None},
+                          resume_command=self._resume_command())
+        self.state.setdefault("rounds_logged", {})
+        self._save_state()
+        log.info(f"If interrupted, continue with: {self.state['resume_command']}")
         try:
             for plan in plans:
                 self._run_plan(plan, parent, len(plans) > 1)
         except TooManyFailures as exc:
             self._finish(plans, parent)
             _end_runs(plans, parent, "FAILED", {"failure_reason": str(exc)})
+            self.state["status"] = "failed"
+            self._save_state()
             print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir / 'optimization_results.yaml'}",
                   file=sys.stderr)
             sys.exit(3)
@@ -121,7 +143,63 @@ class ZoomSweeperImpl:
             raise
         summary = self._finish(plans, parent)
         _end_runs(plans, parent, "FINISHED")
+        self.state["status"] = "finished"
+        self._save_state()
         return summary
+
+    # --- resume ---------------------------------------------------------------------------
+
+    def _load_state(self, arguments: Sequence[str]) -> dict[str, Any]:
+        """The saved state of the sweep directory when resuming; refuses to reuse a directory
+        that already holds a sweep unless ``resume`` is set (jobs would overwrite each other)."""
+        state = read_json(self.sweep_dir / STATE_FILE)
+        if not self.resume:
+            if state is not None:
+                raise ConfigError("hydra.sweep.dir", str(self.sweep_dir),
+                                  "already holds a sweep; continue it with hydra.sweeper.resume=true "
+                                  "or choose a new directory")
+            return {}
+        if state is None:
+            raise ConfigError("hydra.sweeper.resume", True, f"no sweep to resume in {self.sweep_dir} "
+                              "(set hydra.sweep.dir to the interrupted sweep's directory)")
+        if list(state.get("arguments", [])) != list(arguments) or state.get("params") != _plain(self.params):
+            raise ConfigError("hydra.sweeper.resume", True, "the overrides differ from the interrupted sweep's; "
+                              f"resume with: {state.get('resume_command')}")
+        return state
+
+    def _save_state(self) -> None:
+        write_json_atomic(self.sweep_dir / STATE_FILE, self.state)
+
+    def _resume_command(self) -> str:
+        hydra_overrides = [o for o in self.config.hydra.overrides.hydra
+                           if not o.startswith(("hydra.sweep.dir=", "hydra.sweeper.resume=", "hydra.mode="))]
+        args = [*self._config_dirs(), "-m", *hydra_overrides, *self.config.hydra.overrides.task,
+                f"hydra.sweep.dir={self.sweep_dir.resolve()}", "hydra.sweeper.resume=true"]
+        return " ".join([_program(), *map(shlex.quote, args)])
+
+    def _config_dirs(self) -> list[str]:
+        return [f"--config-dir={Path(s.path).resolve()}"
+                for s in self.config.hydra.runtime.get("config_sources", [])
+                if s.get("provider") == "command-line" and s.get("schema") == "file"]
+
+    def _mark_interrupted_runs(self, plans: list[Plan], parent: MlflowTracker) -> None:
+        """Runs a dead sweep process left RUNNING under this sweep become KILLED."""
+        client = parent.client
+        parents = {parent.run_id, *(p.run.run_id for p in plans if p.run is not None)}
+        experiment_id = client.get_run(parent.run_id).info.experiment_id
+        for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                      max_results=10000):
+            if run.data.tags.get("mlflow.parentRunId") in parents and run.info.run_id not in parents:
+                client.set_tag(run.info.run_id, "failure_reason", "interrupted: the sweep process died")
+                client.set_terminated(run.info.run_id, status="KILLED")
+
+    def _finished_runs(self, run: MlflowTracker) -> dict[int, Any]:
+        """Trials under ``run`` that finished in MLflow, by job number (for resume)."""
+        client = run.client
+        experiment_id = client.get_run(run.run_id).info.experiment_id
+        found = client.search_runs([experiment_id], max_results=10000, filter_string=(
+            f"tags.mlflow.parentRunId = '{run.run_id}' and attributes.status = 'FINISHED'"))
+        return {int(r.data.tags["job"]): r for r in found if r.data.tags.get("job", "").isdigit()}
 
     # --- planning and checks --------------------------------------------------------------
 
@@ -241,6 +319,17 @@ class ZoomSweeperImpl:
             return None
         parent = MlflowTracker(tracking["uri"], tracking["experiment"], run_name=f"sweep-{self.sweep_dir.name}",
                                flush_interval_s=0.0)
+        if self.state.get("parent_run_id"):
+            parent.attach(self.state["parent_run_id"])
+            for plan in plans:
+                run_id = self.state.get("combo_run_ids", {}).get(str(plan.index))
+                if len(plans) > 1 and run_id:
+                    plan.run = MlflowTracker(tracking["uri"], tracking["experiment"], flush_interval_s=0.0)
+                    plan.run.attach(run_id)
+                else:
+                    plan.run = parent
+            self._mark_interrupted_runs(plans, parent)
+            return parent
         settings = {"rounds": self.rounds, "trials_per_round": self.trials_per_round, "top_k": self.top_k,
                     "top_fraction": self.top_fraction, "margin": self.margin, "min_width": self.min_width,
                     "max_failure_rate": self.max_failure_rate, "direction": plans[0].direction,
@@ -268,9 +357,17 @@ class ZoomSweeperImpl:
         def evaluate(r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace) -> list[Outcome]:
             write_space(plan.directory / "zoom" / f"round_{r}.yaml", space,
                         header=f"space sampled in round {r} of {self.sweep_dir}")
+            first = self._job_number(plan, r, 0)
+            subdir = f"combo_{plan.index}/" if crossed else ""
+            outcomes: dict[int, Outcome] = {}
+            finished_runs = self._finished_runs(plan.run) if self.resume and plan.run is not None else {}
             batch = []
             for i, params in enumerate(proposals):
-                job = self.job_idx + i
+                job = first + i
+                done = _finished_outcome(self.sweep_dir / f"{subdir}{job}", finished_runs.get(job), plan.metric)
+                if done is not None:  # resuming: this trial finished before the interruption
+                    outcomes[i] = done
+                    continue
                 overrides = plan.base + space.overrides(params)
                 name = f"r{r}-t{i:02d}" if not crossed else f"c{plan.index}-r{r}-t{i:02d}"
                 if plan.tracking is not None and plan.run is not None:
@@ -280,16 +377,18 @@ class ZoomSweeperImpl:
                                   f"++tracking.tags.round={r}",
                                   f"++tracking.tags.sampler={plan.sampler_name}",
                                   f"++tracking.tags.job={job}"]
-                if crossed:
-                    overrides.append(f"hydra.sweep.subdir=combo_{plan.index}/{job}")
-                batch.append(overrides)
-            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-            self.job_idx += len(batch)
-            outcomes = [_outcome(ret) for ret in returns]
-            for i, out in enumerate(outcomes):
-                if out.value is None:
-                    log.warning(f"[{plan.label}] trial r{r}-t{i:02d} failed: {out.error}")
-            return outcomes
+                overrides.append(f"hydra.sweep.subdir={subdir}{job}")  # job directories never collide
+                batch.append((i, overrides))
+            if outcomes:
+                log.info(f"[{plan.label}] round {r}: {len(outcomes)} trials already finished, "
+                         f"{len(batch)} to run")
+            for chunk in _consecutive(batch):  # launchers number jobs consecutively
+                returns = self.launcher.launch([o for _, o in chunk], initial_job_idx=first + chunk[0][0])
+                for (i, _), ret in zip(chunk, returns, strict=True):
+                    outcomes[i] = _outcome(ret)
+                    if outcomes[i].value is None:
+                        log.warning(f"[{plan.label}] trial r{r}-t{i:02d} failed: {outcomes[i].error}")
+            return [outcomes[i] for i in range(len(proposals))]
 
         def on_round(record: Round) -> None:
             write_space(plan.directory / "zoom" / f"round_{record.round + 1}.yaml", record.next_space,
@@ -299,7 +398,8 @@ class ZoomSweeperImpl:
                      f"{record.failed} failed; best so far {best.value if best else None}")
             for note in record.notes:
                 log.warning(f"[{plan.label}] {note}")
-            if plan.run is not None:
+            logged = self.state.get("rounds_logged", {}).get(str(plan.index), 0)
+            if plan.run is not None and record.round > logged:  # a resumed round is logged once
                 if best is not None:
                     plan.run.log_metrics({"best_value": best.value}, step=record.round)
                 plan.run.log_metrics({"failed_trials": record.failed, **_bounds(record.space)}, step=record.round)
@@ -309,6 +409,8 @@ class ZoomSweeperImpl:
             plan.result = partial
             write_yaml_atomic(plan.directory / "optimization_results.yaml", self._results(plan))
             write_yaml_atomic(plan.directory / TRIALS_FILE, [_trial_row(t) for t in partial.trials])
+            self.state.setdefault("rounds_logged", {})[str(plan.index)] = max(logged, record.round)
+            self._save_state()
 
         plan.result = None
         try:
@@ -324,14 +426,16 @@ class ZoomSweeperImpl:
                     plan.run.set_tags({"best_value": best.value})
         self._write_plan_outputs(plan)
 
+    def _job_number(self, plan: Plan, r: int, i: int) -> int:
+        """Fixed job numbers (a round reserves trials_per_round), so a resumed sweep reuses them."""
+        return (plan.index * self.rounds + r - 1) * self.trials_per_round + i
+
     # --- results --------------------------------------------------------------------------
 
     def _reproduce(self, plan: Plan, trial: Trial) -> str:
         """A command that runs ``trial`` again as a single run."""
-        dirs = [f"--config-dir={shlex.quote(str(Path(s.path).resolve()))}"
-                for s in self.config.hydra.runtime.get("config_sources", [])
-                if s.get("provider") == "command-line" and s.get("schema") == "file"]
-        return " ".join([_program(), *dirs, *map(shlex.quote, plan.base + plan.space.overrides(trial.params))])
+        args = [*self._config_dirs(), *plan.base, *plan.space.overrides(trial.params)]
+        return " ".join([_program(), *map(shlex.quote, args)])
 
     def _results(self, plan: Plan) -> dict[str, Any]:
         result = plan.result
@@ -505,6 +609,33 @@ def _outcome(ret: JobReturn) -> Outcome:
             return Outcome(None, f"return value is not a number: {ret.return_value!r}", job_dir, extra)
     exc = ret._return_value
     return Outcome(None, f"{type(exc).__name__}: {exc}", job_dir, extra)
+
+
+def _consecutive(batch: list[tuple[int, list[str]]]) -> list[list[tuple[int, list[str]]]]:
+    chunks: list[list[tuple[int, list[str]]]] = []
+    for item in batch:
+        if chunks and chunks[-1][-1][0] + 1 == item[0]:
+            chunks[-1].append(item)
+        else:
+            chunks.append([item])
+    return chunks
+
+
+def _finished_outcome(job_dir: Path, mlflow_run: Any, metric: str | None) -> Outcome | None:
+    """A trial's outcome from its ``result.json``, or from its finished MLflow run when the
+    process died between logging the run and writing the file; ``None`` if it must run."""
+    record = read_json(job_dir / RESULT_FILE)
+    extra = read_json(job_dir / METRICS_FILE) or {}
+    if record is not None and record.get("status") == "completed":
+        return Outcome(float(record["value"]), None, str(job_dir), extra)
+    if record is not None and record.get("status") == "failed":
+        return Outcome(None, record.get("error"), str(job_dir), extra)
+    if mlflow_run is not None and metric and metric in mlflow_run.data.metrics:
+        value = mlflow_run.data.metrics[metric]
+        extra = {"metrics": dict(mlflow_run.data.metrics), "run_id": mlflow_run.info.run_id}
+        write_json_atomic(job_dir / RESULT_FILE, {"status": "completed", "value": value, "recovered": "mlflow"})
+        return Outcome(value, None, str(job_dir), extra)
+    return None
 
 
 def _write_best_config(job_dir: Path, target: Path) -> None:

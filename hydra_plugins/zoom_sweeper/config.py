@@ -35,6 +35,8 @@ class ZoomSweeperConf:
     # Optional dotted path of a function called with each combination's composed task config
     # before anything is launched (e.g. pipeline.config.validate); it raises on bad input.
     check: Optional[str] = None
+    # Continue the interrupted sweep in hydra.sweep.dir: finished trials are read back, not re-run.
+    resume: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="zoom", node=ZoomSweeperConf, provider="pipeline")
