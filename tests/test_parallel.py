@@ -35,9 +35,10 @@ def test_two_workers_32_trials_into_a_new_sqlite_store(tmp_path: Path) -> None:
     # every metric point: per epoch 4 losses/accuracies + 3 batch-norm summaries per layer, then 2 test metrics
     per_trial = epochs * (4 + 3 * depth) + 2
     with sqlite3.connect(db) as conn:
+        marks = ",".join("?" * len(trials))
         counts = dict(conn.execute(
-            "SELECT run_uuid, COUNT(*) FROM metrics WHERE run_uuid IN (%s) GROUP BY run_uuid"
-            % ",".join("?" * len(trials)), [t.info.run_id for t in trials]).fetchall())
+            f"SELECT run_uuid, COUNT(*) FROM metrics WHERE run_uuid IN ({marks}) GROUP BY run_uuid",
+            [t.info.run_id for t in trials]).fetchall())
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert counts == {t.info.run_id: per_trial for t in trials}
     assert mode.lower() == "wal"
