@@ -8,6 +8,7 @@ The search logic itself (parsing, sampling, zooming, the round loop) is Hydra-fr
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,9 @@ class Plan:
     sampler_name: str = ""
     run: MlflowTracker | None = None
     result: SearchResult | None = None
+    importance: Any = None  # pipeline.importance.ImportanceResult once estimated
+    base_seed: int | None = None  # the task's seed, which final_seeds re-runs vary
+    noise: dict[str, Any] | None = None  # seed-to-seed spread of the top configurations
 
 
 class ZoomSweeperImpl:
@@ -76,6 +80,10 @@ class ZoomSweeperImpl:
         sampler: Sampler | Mapping[str, Any] | None = None,
         check: str | None = None,
         resume: bool = False,
+        importance: bool = True,
+        final_seeds: int = 0,
+        final_top: int = 3,
+        seed_key: str = "seed",
     ) -> None:
         self.params = dict(params or {})
         self.rounds = rounds
@@ -91,6 +99,11 @@ class ZoomSweeperImpl:
         self.fallback_sampler = sampler
         self.check = check
         self.resume = resume
+        self.importance = importance
+        self.final_seeds = final_seeds
+        self.final_top = final_top
+        self.seed_key = seed_key
+        self.n_plans = 1
         self.state: dict[str, Any] = {}
 
     # --- Hydra entry points ---------------------------------------------------------------
@@ -107,6 +120,7 @@ class ZoomSweeperImpl:
             self._check_settings()
             space = parse(_plain(self.params), arguments)
             combos = space.combinations()
+            self.n_plans = len(combos)
             plans = [self._plan(space, combo, i, len(combos) > 1) for i, combo in enumerate(combos)]
             if not self.dry_run:
                 self.state = self._load_state(arguments)
@@ -223,6 +237,10 @@ class ZoomSweeperImpl:
             raise ConfigError("hydra.sweeper.min_width", self.min_width, "must be in (0, 1]")
         if not 0 <= self.max_failure_rate <= 1:
             raise ConfigError("hydra.sweeper.max_failure_rate", self.max_failure_rate, "must be in [0, 1]")
+        if isinstance(self.final_seeds, bool) or not isinstance(self.final_seeds, int) or self.final_seeds < 0:
+            raise ConfigError("hydra.sweeper.final_seeds", self.final_seeds, "must be an integer >= 0")
+        if self.final_seeds:
+            positive_int("final_top", self.final_top)
 
     def _compose(self, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
         """The task config for ``overrides`` (without the ``hydra`` node) and Hydra's chosen
@@ -272,6 +290,11 @@ class ZoomSweeperImpl:
             key = "objective.direction" if objective is not None else "hydra.sweeper.direction"
             raise ConfigError(key, direction, "must be minimize or maximize")
         metric = objective.get("metric") if objective is not None else None
+        base_seed = OmegaConf.select(cfg, self.seed_key, default=None)
+        if self.final_seeds and (isinstance(base_seed, bool) or not isinstance(base_seed, int)):
+            raise ConfigError("hydra.sweeper.seed_key", self.seed_key,
+                              "final_seeds re-runs the best trials with other seeds: the task config needs an "
+                              f"integer at this key (got {base_seed!r})")
         tracking = None
         tcfg = cfg.get("tracking")
         if isinstance(tcfg, DictConfig) and tcfg.get("enabled", False):
@@ -281,7 +304,7 @@ class ZoomSweeperImpl:
         label = " ".join(combo) if combo else "all"
         sampler_name = choices.get("sampler") or sampler.name
         return Plan(index, combo, base, space, sampler, direction, metric, tracking, directory,
-                    label, sampler_name)
+                    label, sampler_name, base_seed=base_seed)
 
     def _sampler(self, cfg: DictConfig) -> Sampler:
         """The task config's ``sampler`` group when it has one, else the sweeper's fallback."""
@@ -336,6 +359,7 @@ class ZoomSweeperImpl:
                     "metric": plans[0].metric}
         params = {f"sweeper.{k}": v for k, v in settings.items()}
         params.update({f"space.{d.key}": d.expression() for d in space.dims})
+        params.update({f"scale.{d.key}": plans[0].sampler.scale_of(d) for d in space.dims if isinstance(d, Interval)})
         description = "Zoom sweep over:\n" + "\n".join(f"- `{d.key}`: `{d.expression()}`" for d in space.dims)
         if space.crossed:
             description += "\n\nCrossed: " + ", ".join(f"`{k}` in {list(v)}" for k, v in space.crossed)
@@ -424,7 +448,57 @@ class ZoomSweeperImpl:
                 best = plan.result.best if plan.result else None
                 if best is not None:
                     plan.run.set_tags({"best_value": best.value})
+        if self.final_seeds and plan.result is not None and plan.result.best is not None:
+            self._final_seeds(plan, crossed)
         self._write_plan_outputs(plan)
+
+    def _final_seeds(self, plan: Plan, crossed: bool) -> None:
+        """Re-run the ``final_top`` best configurations with ``final_seeds`` other seeds: their
+        seed-to-seed spread is the noise floor below which a difference means nothing."""
+        import statistics
+
+        assert plan.result is not None and plan.base_seed is not None
+        ranked = sorted([t for t in plan.result.trials if t.ok], key=lambda t: t.value,
+                        reverse=plan.direction == "maximize")[:self.final_top]
+        first = (self.n_plans * self.rounds * self.trials_per_round
+                 + plan.index * self.final_top * self.final_seeds)
+        subdir = f"combo_{plan.index}/final/" if crossed else "final/"
+        batch, outcomes, slots = [], {}, []
+        for k, trial in enumerate(ranked):
+            for s in range(1, self.final_seeds + 1):
+                slot = k * self.final_seeds + s - 1
+                job = first + slot
+                slots.append((k, s))
+                done = _finished_outcome(self.sweep_dir / f"{subdir}{job}", None, plan.metric)
+                if done is not None:
+                    outcomes[slot] = done
+                    continue
+                overrides = [*plan.base, *plan.space.overrides(trial.params),
+                             f"{self.seed_key}={plan.base_seed + s}", f"hydra.sweep.subdir={subdir}{job}"]
+                if plan.tracking is not None and plan.run is not None:
+                    overrides += [f"tracking.parent_run_id={plan.run.run_id}",
+                                  f"tracking.uri={_quote(plan.tracking['uri'])}",
+                                  f"tracking.run_name=final-t{k}-s{s}", "++tracking.tags.round=final",
+                                  f"++tracking.tags.job={job}"]
+                batch.append((slot, overrides))
+        log.info(f"[{plan.label}] noise floor: {len(ranked)} best configurations x {self.final_seeds} more seeds")
+        for chunk in _consecutive(batch):
+            returns = self.launcher.launch([o for _, o in chunk], initial_job_idx=first + chunk[0][0])
+            for (slot, _), ret in zip(chunk, returns, strict=True):
+                outcomes[slot] = _outcome(ret)
+        configs, variances = [], []
+        for k, trial in enumerate(ranked):
+            values = [trial.value] + [outcomes[i].value for i, (kk, _) in enumerate(slots)
+                                      if kk == k and outcomes[i].value is not None]
+            std = statistics.stdev(values) if len(values) > 1 else None
+            if std is not None:
+                variances.append(std**2)
+            configs.append({"params": dict(trial.params), "values": values,
+                            "mean": statistics.fmean(values), "std": std})
+        pooled = math.sqrt(statistics.fmean(variances)) if variances else None
+        plan.noise = {"std": pooled, "seeds": self.final_seeds + 1, "configs": configs}
+        if plan.run is not None and pooled is not None:
+            plan.run.log_metrics({"seed_noise_std": pooled}, step=self.rounds)
 
     def _job_number(self, plan: Plan, r: int, i: int) -> int:
         """Fixed job numbers (a round reserves trials_per_round), so a resumed sweep reuses them."""
@@ -472,6 +546,8 @@ class ZoomSweeperImpl:
             **({"notes": r.notes} if r.notes else {}),
         } for r in result.rounds]
         out["next_space"] = result.rounds[-1].next_space.as_params() if result.rounds else None
+        if plan.noise is not None:
+            out["noise_floor"] = plan.noise
         return out
 
     def _write_plan_outputs(self, plan: Plan) -> None:
@@ -484,6 +560,33 @@ class ZoomSweeperImpl:
             plan.run.log_artifact(plan.directory / "optimization_results.yaml")
             if (plan.directory / "best.yaml").exists():
                 plan.run.log_artifact(plan.directory / "best.yaml")
+        if self.importance:
+            self._importance(plan)
+
+    def _importance(self, plan: Plan) -> None:
+        """Which parameters mattered (pipeline.importance): importance.yaml, a bar chart, and
+        metrics on the plan's MLflow run. Skipped, with a note, when too few trials succeeded."""
+        from pipeline.importance import bar_chart, estimate
+
+        assert plan.result is not None
+        rows = [{"params": t.params, "value": t.value} for t in plan.result.trials]
+        try:
+            plan.importance = estimate(plan.space, rows, plan.sampler.scale_of, metric=plan.metric,
+                                       noise_std=(plan.noise or {}).get("std"))
+        except ValueError as exc:
+            log.warning(f"[{plan.label}] no importance analysis: {exc}")
+            return
+        write_yaml_atomic(plan.directory / "importance.yaml", plan.importance.as_dict())
+        bar_chart(plan.importance, plan.directory / "importance.png")
+        if plan.run is not None:
+            metrics = {}
+            for p in plan.importance.params:
+                metrics[f"importance/{p.key}"] = p.share
+                metrics[f"importance_spread/{p.key}"] = p.spread
+            plan.run.log_metrics(metrics, step=self.rounds)
+            plan.run.flush()
+            plan.run.log_artifact(plan.directory / "importance.yaml")
+            plan.run.log_artifact(plan.directory / "importance.png")
 
     def _finish(self, plans: list[Plan], parent: MlflowTracker | None) -> dict[str, Any]:
         done = [p for p in plans if p.result is not None and p.result.rounds]
@@ -503,11 +606,22 @@ class ZoomSweeperImpl:
             if best_plan:
                 summary["best_combination"] = best_plan.combo
                 summary["reproduce"] = self._reproduce(best_plan, best_plan.result.best)
+            compared = [p for p in ranked if p.noise and p.noise.get("std") is not None]
+            if len(compared) > 1:
+                a, b = compared[0], compared[1]
+                gap = abs(a.noise["configs"][0]["mean"] - b.noise["configs"][0]["mean"])
+                noise = max(a.noise["std"], b.noise["std"])
+                if gap < noise:
+                    summary["within_seed_noise"] = (
+                        f"[{a.label}] and [{b.label}] differ by {gap:.3g} in mean over seeds, less than the seed "
+                        f"noise {noise:.3g}: this sweep cannot tell them apart")
             summary["combinations"] = [{
                 "combination": p.combo, "directory": p.directory.name,
                 "best_value": p.result.best.value if p.result and p.result.best else None,
                 "best_params": dict(p.result.best.params) if p.result and p.result.best else None,
                 "failed": p.result.failed if p.result else None,
+                **({"mean_over_seeds": p.noise["configs"][0]["mean"], "seed_noise_std": p.noise["std"]}
+                   if p.noise and p.noise.get("std") is not None else {}),
             } for p in plans]
             write_yaml_atomic(self.sweep_dir / "optimization_results.yaml", summary)
             if best_plan and (best_plan.directory / "best.yaml").exists():
@@ -541,7 +655,21 @@ class ZoomSweeperImpl:
             lines.append("Held-out test of that trial (never used to choose): "
                          + " ".join(f"{k}={v:.4f}" for k, v in sorted(held_out.items())))
         lines.append(f"Reproduce: {summary.get('reproduce') or self._reproduce(best_plan, best)}")
+        for plan in ranked:
+            if plan.noise and plan.noise.get("std") is not None:
+                top = plan.noise["configs"][0]
+                label = f"[{plan.label}] " if len(ranked) > 1 else ""
+                n_top = len(plan.noise["configs"])
+                lines.append(f"{label}Seed noise ({plan.noise['seeds']} seeds of the top {n_top}): "
+                             f"best configuration {top['mean']:.6g} ± {top['std']:.2g}, noise std "
+                             f"{plan.noise['std']:.2g}")
+        if summary.get("within_seed_noise"):
+            lines.append(f"Note: {summary['within_seed_noise']}")
         lines.append(f"Results: {self.sweep_dir / 'optimization_results.yaml'}")
+        for plan in ranked:
+            if plan.importance is not None:
+                label = f"[{plan.label}] " if len(ranked) > 1 else ""
+                lines.append(f"{label}{plan.importance.table()}")
         print("\n".join(lines), flush=True)
 
 

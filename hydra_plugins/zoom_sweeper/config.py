@@ -37,6 +37,13 @@ class ZoomSweeperConf:
     check: Optional[str] = None
     # Continue the interrupted sweep in hydra.sweep.dir: finished trials are read back, not re-run.
     resume: bool = False
+    # After the search: which parameters mattered (importance.yaml, importance.png, MLflow metrics).
+    importance: bool = True
+    # Noise floor: re-run the final_top best configurations with final_seeds other seeds (the
+    # task's `seed_key` + 1, + 2, ...) and report mean +- spread; 0 turns it off.
+    final_seeds: int = 0
+    final_top: int = 3
+    seed_key: str = "seed"
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="zoom", node=ZoomSweeperConf, provider="pipeline")
