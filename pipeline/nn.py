@@ -37,6 +37,7 @@ class Linear:
             self.params["b"] = np.zeros(n_out, dtype=dt)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x: np.ndarray | None = None
+        self.input_grad = True  # the first layer's dx is never used: the MLP turns it off
 
     @property
     def has_bias(self) -> bool:
@@ -50,14 +51,14 @@ class Linear:
             y += self.params["b"]
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """``dy``: (m, n_out) -> ``dx``: (m, n_in); fills ``grads``."""
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """``dy``: (m, n_out) -> ``dx``: (m, n_in) (``None`` when ``input_grad`` is off); fills ``grads``."""
         if self._x is None:
             raise RuntimeError("backward called before forward")
         np.matmul(self._x.T, dy, out=self.grads["W"])
         if "b" in self.grads:
-            np.sum(dy, axis=0, out=self.grads["b"])
-        return dy @ self.params["W"].T
+            np.add.reduce(dy, axis=0, out=self.grads["b"])
+        return dy @ self.params["W"].T if self.input_grad else None
 
 
 class ReLU:
@@ -84,14 +85,15 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     Returns ``(loss, dlogits)`` with ``dlogits = (softmax(logits) - onehot(y)) / m``.
     """
     m = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    sum_exp = exp.sum(axis=1, keepdims=True)
     rows = np.arange(m)
-    loss = float(np.mean(np.log(sum_exp[:, 0]) - shifted[rows, y]))
-    probs = exp / sum_exp
+    probs = logits - logits.max(axis=1, keepdims=True)
+    picked = probs[rows, y]
+    np.exp(probs, out=probs)
+    sum_exp = np.add.reduce(probs, axis=1, keepdims=True)
+    loss = float(np.mean(np.log(sum_exp[:, 0]) - picked))
+    probs /= sum_exp
     probs[rows, y] -= 1.0
-    probs /= m
+    probs *= 1.0 / m
     return loss, probs
 
 
@@ -130,6 +132,7 @@ class MLP:
             fan_in = width
         self.layers.append(Linear(fan_in, n_classes, bias=True, rng=rng, dtype=dtype))
         self._names.append("output")
+        self.layers[0].input_grad = False  # nothing upstream of the first layer needs dx
         self.min_batch_size = max((n.min_batch_size for n in self.norms), default=1)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -138,12 +141,11 @@ class MLP:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+    def backward(self, dlogits: np.ndarray) -> None:
         """Backpropagate ``dlogits`` (m, n_classes); fills every layer's ``grads``."""
         d = dlogits
         for layer in reversed(self.layers):
             d = layer.backward(d)
-        return d
 
     def parameters(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
         """``(params, grads)`` of every layer that has parameters, in forward order."""

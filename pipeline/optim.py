@@ -1,4 +1,9 @@
-"""Optimizers over a list of ``(params, grads)`` dict pairs, updating arrays in place."""
+"""Optimizers over a list of ``(params, grads)`` dict pairs, updating arrays in place.
+
+On construction every parameter and every gradient is moved into one contiguous buffer each and
+the layers' dicts are rebound to views of it, so a step is a handful of vectorised operations
+whatever the number of arrays (layers must read ``self.params[...]`` / write ``self.grads[...]``
+in place, never keep their own references: the normalization contract says so)."""
 
 from __future__ import annotations
 
@@ -16,10 +21,33 @@ class Optimizer:
         if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         self.lr = float(lr)
-        self.pairs = [(p[k], g[k]) for p, g in params for k in p]
+        self.w, self.g = flatten(params)
 
     def step(self) -> None:
         raise NotImplementedError
+
+
+def flatten(params: ParamGroups) -> tuple[np.ndarray, np.ndarray]:
+    """One buffer for all parameters and one for all gradients; rebinds every dict entry to a
+    view of them (values are kept). Returns ``(weights, grads)``, both 1-D."""
+    entries = [(p, g, k) for p, g in params for k in p]
+    if not entries:
+        return np.zeros(0), np.zeros(0)
+    dtypes = {p[k].dtype for p, _, k in entries}
+    if len(dtypes) > 1:
+        raise ValueError(f"all parameters must share one dtype, got {sorted(map(str, dtypes))}")
+    total = sum(p[k].size for p, _, k in entries)
+    flat_w = np.empty(total, dtype=dtypes.pop())
+    flat_g = np.zeros_like(flat_w)
+    offset = 0
+    for p, g, k in entries:
+        shape, n = p[k].shape, p[k].size
+        flat_w[offset:offset + n] = p[k].ravel()
+        flat_g[offset:offset + n] = g[k].ravel()
+        p[k] = flat_w[offset:offset + n].reshape(shape)
+        g[k] = flat_g[offset:offset + n].reshape(shape)
+        offset += n
+    return flat_w, flat_g
 
 
 class SGD(Optimizer):
@@ -38,18 +66,21 @@ class SGD(Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
-        self.velocity = [np.zeros_like(w) for w, _ in self.pairs]
+        self.velocity = np.zeros_like(self.w)
+        self._tmp = np.empty_like(self.w)
 
     def step(self) -> None:
-        mu, lr, wd = self.momentum, self.lr, self.weight_decay
-        for (w, g), v in zip(self.pairs, self.velocity, strict=True):
-            if wd:
-                g = g + wd * w
-            if mu:
-                v *= mu
-                v += g
-                g = v
-            w -= lr * g
+        w, g, v, tmp = self.w, self.g, self.velocity, self._tmp
+        if self.weight_decay:
+            np.multiply(w, self.weight_decay, out=tmp)
+            tmp += g
+            g = tmp
+        if self.momentum:
+            v *= self.momentum
+            v += g
+            g = v
+        np.multiply(g, self.lr, out=tmp)
+        w -= tmp
 
 
 class Adam(Optimizer):
@@ -74,22 +105,27 @@ class Adam(Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
-        self.m = [np.zeros_like(w) for w, _ in self.pairs]
-        self.v = [np.zeros_like(w) for w, _ in self.pairs]
+        self.m = np.zeros_like(self.w)
+        self.v = np.zeros_like(self.w)
+        self._tmp = np.empty_like(self.w)
         self.t = 0
 
     def step(self) -> None:
         self.t += 1
-        b1, b2, wd = self.beta1, self.beta2, self.weight_decay
+        b1, b2 = self.beta1, self.beta2
+        w, g, m, v, tmp = self.w, self.g, self.m, self.v, self._tmp
+        if self.weight_decay:
+            g = g + self.weight_decay * w
         # Fold both bias corrections into the step size and eps (same maths, fewer passes).
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t
-        step_size = self.lr / c1
-        eps_hat = self.eps * np.sqrt(c2)
-        for (w, g), m, v in zip(self.pairs, self.m, self.v, strict=True):
-            if wd:
-                g = g + wd * w
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            w -= step_size * m / (np.sqrt(v) + eps_hat) * np.sqrt(c2)
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * np.sqrt(c2)
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr * np.sqrt(c2) / c1
+        w -= tmp

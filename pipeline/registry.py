@@ -15,8 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.errors import ConfigError
 
 
-def build(node: DictConfig | Mapping[str, Any], group: str, **kwargs: Any) -> Any:
-    """Instantiate the config ``node`` of config group ``group`` with extra ``kwargs``."""
+def build(node: DictConfig | Mapping[str, Any], group: str, *, objects: Mapping[str, Any] | None = None,
+          **kwargs: Any) -> Any:
+    """Instantiate the config ``node`` of config group ``group`` with extra ``kwargs``.
+
+    ``objects`` are passed to the constructor untouched: ``instantiate`` would copy containers
+    into its config (an optimizer must receive the layers' own parameter dicts)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -26,6 +30,14 @@ def build(node: DictConfig | Mapping[str, Any], group: str, **kwargs: Any) -> An
     if not target:
         raise ConfigError(f"{group}._target_", target, "missing: the config must name the class to build")
     try:
+        if objects:
+            factory = instantiate(node, _partial_=True, **kwargs)
+            try:
+                return factory(**objects)
+            except ConfigError:
+                raise
+            except (ValueError, TypeError) as exc:
+                raise _as_config_error(node, group, exc) from None
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__

@@ -109,7 +109,7 @@ def prepare(cfg: DictConfig) -> Stage:
         raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
                           f"larger than the training set ({n_train} samples of {data.name})")
     model = build_model(cfg, data, np.random.default_rng(seq_init))
-    optimizer = build(cfg.optimizer, "optimizer", params=model.parameters())
+    optimizer = build(cfg.optimizer, "optimizer", objects={"params": model.parameters()})
     return Stage(data, model, optimizer, tracker, seq_shuffle)
 
 

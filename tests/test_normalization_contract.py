@@ -101,3 +101,20 @@ def test_metrics_are_finite_floats(yaml_path: Path) -> None:
     norm.forward(np.random.default_rng(3).normal(size=(6, 4)), True)
     for key, value in norm.metrics().items():
         assert "/" not in key and isinstance(value, float) and np.isfinite(value)
+
+
+def test_reads_and_writes_through_its_dicts(yaml_path: Path) -> None:
+    """The optimizer rebinds params/grads to views of one flat buffer: a plugin must read
+    ``self.params[...]`` and write ``self.grads[...]`` in place, never keep its own references."""
+    from pipeline.optim import flatten
+
+    norm = make(yaml_path, 4)
+    if not norm.params:
+        pytest.skip("no parameters")
+    w, g = flatten([(norm.params, norm.grads)])
+    x = np.random.default_rng(4).normal(size=(6, 4))
+    before = norm.forward(x, True).copy()
+    w += 0.5
+    assert not np.allclose(norm.forward(x, True), before)
+    norm.backward(np.ones((6, 4)))
+    assert np.abs(g).sum() > 0

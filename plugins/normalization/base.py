@@ -15,7 +15,9 @@ and then only uses what is declared here:
   ``params``) and returns ``dx`` of shape ``(m, n)``. It refers to the latest ``forward``.
 * ``params`` / ``grads``: dicts of arrays, updated in place by the optimizer exactly like the
   linear layers' weights. Anything not learned by gradient descent (running statistics) lives
-  outside ``params``.
+  outside ``params``. The optimizer rebinds every entry to a view of one flat buffer, so always
+  read ``self.params[key]`` and write ``self.grads[key][...]`` (or ``out=``) in place; never keep
+  a reference of your own.
 * ``provides_shift`` (class attribute): ``True`` when the plugin adds its own learned shift
   (batch norm's ``beta``). The linear layer before it then has no bias, since a bias would be
   cancelled by the normalization or duplicate the shift.

@@ -64,39 +64,47 @@ class BatchNorm(Normalization):
             m = x.shape[0]
             if m < self.min_batch_size:
                 raise ValueError(f"batch norm needs at least 2 samples per training batch, got {m}")
-            mu = x.mean(axis=0)
-            centred = x - mu
-            var = np.einsum("ij,ij->j", centred, centred) / m
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            z_norm = centred * inv_std
+            mu = np.add.reduce(x, axis=0)
+            mu *= 1.0 / m
+            z_norm = x - mu  # centred, normalized in place below
+            var = np.einsum("ij,ij->j", z_norm, z_norm)
+            var *= 1.0 / m
+            inv_std = var + self.eps
+            np.sqrt(inv_std, out=inv_std)
+            np.reciprocal(inv_std, out=inv_std)
+            z_norm *= inv_std
             b = self.momentum
-            unbiased = var * (m / (m - 1))
             self.running_mean *= b
             self.running_mean += (1.0 - b) * mu
             self.running_var *= b
-            self.running_var += (1.0 - b) * unbiased
-            self.batch_mean[...] = mu
-            self.batch_var[...] = unbiased
+            self.running_var += ((1.0 - b) * m / (m - 1)) * var  # unbiased, as PyTorch
+            self.batch_mean, self.batch_var = mu, var * (m / (m - 1))
         else:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             z_norm = (x - self.running_mean) * inv_std
         self._z_norm, self._inv_std, self._training = z_norm, inv_std, training
-        return z_norm * gamma + beta
+        y = z_norm * gamma
+        y += beta
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """``dy``: (m, n). Closed form; in training mode mu and var depend on every sample."""
         if self._z_norm is None or self._inv_std is None:
             raise RuntimeError("backward called before forward")
         z_norm, inv_std, gamma = self._z_norm, self._inv_std, self.params["gamma"]
-        dbeta = dy.sum(axis=0)
-        dgamma = np.einsum("ij,ij->j", dy, z_norm)
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
+        dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
+        np.add.reduce(dy, axis=0, out=dbeta)
+        np.einsum("ij,ij->j", dy, z_norm, out=dgamma)
+        scale = gamma * inv_std
         if not self._training:
-            return dy * (gamma * inv_std)
-        # dx = gamma/sqrt(var+eps) * (dy - mean(dy) - z_norm * mean(dy * z_norm))
+            return dy * scale
+        # dx = gamma/sqrt(var+eps) * (dy - mean(dy) - z_norm * mean(dy * z_norm)), in one buffer
         m = dy.shape[0]
-        return (dy - dbeta / m - z_norm * (dgamma / m)) * (gamma * inv_std)
+        dx = z_norm * (dgamma * (-1.0 / m))
+        dx += dy
+        dx -= dbeta * (1.0 / m)
+        dx *= scale
+        return dx
 
     def state(self) -> dict[str, np.ndarray]:
         return {"running_mean": self.running_mean.copy(), "running_var": self.running_var.copy()}
