@@ -72,6 +72,11 @@ def test_basic_sweep_lineage_files_and_reproduction(tmp_path: Path, store: Path)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "zoom")} == {
         "zoom/round_1.yaml", "zoom/round_2.yaml"}
     assert "optimizer.lr" in parent.data.tags["mlflow.note.content"]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
+        "plots/zoom.png", "plots/samplers.png", "plots/best_trials.png"}
+    assert "Top trials" in proc.stdout and f"#/experiments/{parent.info.experiment_id}/runs" in proc.stdout
+    board = (sweep_dir / "leaderboard.csv").read_text().splitlines()
+    assert len(board) == 9 and board[0].startswith("rank,objective,round,trial,")
     # files: job dirs with result files, zoomed spaces, results, best config
     for job in range(8):
         result = yaml.safe_load((sweep_dir / str(job) / "result.json").read_text())

@@ -81,6 +81,7 @@ class ZoomSweeperImpl:
         check: str | None = None,
         resume: bool = False,
         importance: bool = True,
+        plots: bool = True,
         final_seeds: int = 0,
         final_top: int = 3,
         seed_key: str = "seed",
@@ -100,6 +101,7 @@ class ZoomSweeperImpl:
         self.check = check
         self.resume = resume
         self.importance = importance
+        self.plots = plots
         self.final_seeds = final_seeds
         self.final_top = final_top
         self.seed_key = seed_key
@@ -562,6 +564,33 @@ class ZoomSweeperImpl:
                 plan.run.log_artifact(plan.directory / "best.yaml")
         if self.importance:
             self._importance(plan)
+        if self.plots:
+            self._plots(plan)
+
+    def _plots(self, plan: Plan) -> None:
+        """Figures on the plan's run: the narrowing per round and parameter, the best trials'
+        learning curves and batch-norm statistics, and the sampler comparison."""
+        from pipeline import plots
+
+        assert plan.result is not None
+        folder = plan.directory / "plots"
+        plots.zoom_figure(plots.space_rounds(plan.result), plan.sampler.scale_of, folder / "zoom.png",
+                          plan.metric or "objective")
+        plots.sampler_figure(folder / "samplers.png")
+        best = sorted([t for t in plan.result.trials if t.ok and t.extra.get("run_id")],
+                      key=lambda t: t.value, reverse=plan.direction == "maximize")[:3]
+        if best and plan.run is not None:
+            client = plan.run.client
+            histories = {}
+            for t in best:
+                run = client.get_run(t.extra["run_id"])
+                keys = [k for k in run.data.metrics if not k.startswith("test_")]
+                histories[f"r{t.round}-t{t.index:02d}"] = {
+                    k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)] for k in keys}
+            plots.best_trials_figure(histories, folder / "best_trials.png")
+        if plan.run is not None:
+            for png in sorted(folder.glob("*.png")):
+                plan.run.log_artifact(png, "plots")
 
     def _importance(self, plan: Plan) -> None:
         """Which parameters mattered (pipeline.importance): importance.yaml, a bar chart, and
@@ -635,10 +664,25 @@ class ZoomSweeperImpl:
             summary = self._results(plans[0]) if done else {}
         if parent is not None and ranked and ranked[0].result.best.extra.get("run_id"):
             parent.set_tags({"best_run_id": ranked[0].result.best.extra["run_id"]})
-        self._report(ranked, summary)
+        board = self._leaderboard(plans)
+        self._report(ranked, summary, board, parent)
         return summary
 
-    def _report(self, ranked: list[Plan], summary: Mapping[str, Any]) -> None:
+    def _leaderboard(self, plans: list[Plan]) -> list[dict[str, Any]]:
+        """Every trial of every search, best first, also written to ``leaderboard.csv``."""
+        from pipeline.report import leaderboard, write_csv
+
+        trials = []
+        for plan in plans:
+            for t in plan.result.trials if plan.result else []:
+                trials.append({**t.as_dict(), "run_id": t.extra.get("run_id"),
+                               "combination": plan.label if len(plans) > 1 else None})
+        rows = leaderboard(trials, plans[0].direction)
+        write_csv(self.sweep_dir / "leaderboard.csv", rows)
+        return rows
+
+    def _report(self, ranked: list[Plan], summary: Mapping[str, Any], board: list[dict[str, Any]],
+                parent: MlflowTracker | None) -> None:
         if not ranked:
             print("No trial succeeded.", file=sys.stderr)
             return
@@ -666,6 +710,15 @@ class ZoomSweeperImpl:
         if summary.get("within_seed_noise"):
             lines.append(f"Note: {summary['within_seed_noise']}")
         lines.append(f"Results: {self.sweep_dir / 'optimization_results.yaml'}")
+        from pipeline.report import mlflow_ui_hint, table
+
+        keys = [d.key for d in best_plan.space.dims]
+        lines.append(f"\nTop trials (all of them in {self.sweep_dir / 'leaderboard.csv'}):")
+        lines.append(table(board, keys, metric=best_plan.metric or "objective"))
+        if parent is not None and parent.run_id:
+            experiment_id = parent.client.get_run(parent.run_id).info.experiment_id
+            lines.append(mlflow_ui_hint(parent.uri, experiment_id) + f"  (sweep run {parent.run_id})")
+        lines.append("")
         for plan in ranked:
             if plan.importance is not None:
                 label = f"[{plan.label}] " if len(ranked) > 1 else ""

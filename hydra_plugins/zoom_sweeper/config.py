@@ -39,6 +39,8 @@ class ZoomSweeperConf:
     resume: bool = False
     # After the search: which parameters mattered (importance.yaml, importance.png, MLflow metrics).
     importance: bool = True
+    # PNG figures (plots/ in the sweep directory and on the sweep's MLflow run).
+    plots: bool = True
     # Noise floor: re-run the final_top best configurations with final_seeds other seeds (the
     # task's `seed_key` + 1, + 2, ...) and report mean +- spread; 0 turns it off.
     final_seeds: int = 0

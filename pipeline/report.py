@@ -1,0 +1,77 @@
+"""What a user reads after a sweep: the leaderboard (terminal table and CSV) and how to open the
+MLflow UI on the store. Hydra-free."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.results import write_text_atomic
+
+
+def leaderboard(trials: Sequence[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """Every trial as a row, best first; failed trials last. A trial mapping has ``value``,
+    ``params``, ``round``, ``index`` and optionally ``combination``, ``run_id``, ``error``,
+    ``job_dir``."""
+    ok = [t for t in trials if t.get("value") is not None and math.isfinite(t["value"])]
+    failed = [t for t in trials if t not in ok]
+    ok.sort(key=lambda t: t["value"], reverse=direction == "maximize")
+    rows = []
+    for rank, t in enumerate(ok + failed, start=1):
+        rows.append({
+            "rank": rank if t in ok else "",
+            "objective": t.get("value"),
+            "round": t.get("round"),
+            "trial": f"r{t.get('round')}-t{t.get('index', 0):02d}",
+            **({"combination": t["combination"]} if t.get("combination") else {}),
+            **{k: v for k, v in t.get("params", {}).items()},
+            "mlflow_run_id": t.get("run_id") or "",
+            "error": t.get("error") or "",
+            "job_dir": t.get("job_dir") or "",
+        })
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], *, top: int = 10, metric: str = "objective") -> str:
+    """A fixed-width text table of the ``top`` rows: rank, objective, trial, the ``keys``, run id."""
+    shown = [r for r in rows if r["rank"] != ""][:top]
+    combo = any("combination" in r for r in shown)
+    header = ["#", metric, "trial", *(["combination"] if combo else []), *keys, "mlflow run"]
+    body = [[str(r["rank"]), _cell(r["objective"]), r["trial"], *([r.get("combination", "")] if combo else []),
+             *(_cell(r.get(k)) for k in keys), (r["mlflow_run_id"] or "")[:12]] for r in shown]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """All rows, every column (the union of the rows' keys, in first-seen order)."""
+    columns: dict[str, None] = {}
+    for r in rows:
+        columns.update(dict.fromkeys(r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def mlflow_ui_hint(uri: str, experiment_id: str | None) -> str:
+    """The command that opens the MLflow UI on this store, and the runs table's address (MLflow 3
+    opens on a GenAI overview otherwise)."""
+    page = f"#/experiments/{experiment_id}/runs" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow UI: {uri.rstrip('/')}/{page}"
+    return (f"MLflow UI: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
+            f"           then open http://127.0.0.1:5000/{page}")
