@@ -17,11 +17,14 @@ from pipeline.results import METRICS_FILE, write_json_atomic
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one model; return the objective (``objective.metric``) for sweepers."""
+    from pipeline.progress import EpochProgress
     from pipeline.train import run
 
     hydra_cfg = HydraConfig.get()
+    single = hydra_cfg.mode != RunMode.MULTIRUN  # a sweep shows its own progress
+    shown = EpochProgress(int(cfg.trainer.epochs), enabled=single and not cfg.get("quiet", False))
     try:
-        result = run(cfg, choices=dict(hydra_cfg.runtime.choices))
+        result = run(cfg, choices=dict(hydra_cfg.runtime.choices), progress=shown)
     except ConfigError as exc:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # a sweep records the failed trial and carries on

@@ -12,7 +12,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from pipeline.data import Dataset
 from pipeline.errors import ConfigError, TrainingDiverged, TrialTimeout
 from pipeline.nn import MLP, softmax_cross_entropy
 from pipeline.optim import Optimizer
+from pipeline.progress import EpochProgress
 from pipeline.registry import build
 from pipeline.tracking import Tracker, make_tracker, tags_for
 
@@ -119,8 +120,10 @@ def check(cfg: DictConfig) -> None:
     prepare(cfg)
 
 
-def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True) -> Result:
-    """Train and evaluate one model as configured; log it to MLflow unless disabled."""
+def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True,
+        progress: EpochProgress | None = None) -> Result:
+    """Train and evaluate one model as configured; log it to MLflow unless disabled.
+    ``progress`` shows each epoch (the command line passes one for single runs)."""
     t_start = time.perf_counter()
     from threadpoolctl import threadpool_limits
 
@@ -132,8 +135,10 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
         tracker.start(dict(flatten(cfg)), tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer")
                                                     if k in chosen}, extra_tags.items()))
         try:
-            history = _fit(cfg, model, stage.optimizer, stage.data, tracker,
-                           np.random.default_rng(stage.shuffle_seed), deadline=_deadline(cfg, t_start))
+            with progress or EpochProgress(cfg.trainer.epochs, enabled=False) as shown:
+                history = _fit(cfg, model, stage.optimizer, stage.data, tracker,
+                               np.random.default_rng(stage.shuffle_seed), deadline=_deadline(cfg, t_start),
+                               on_epoch=shown.update)
             test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
             final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
             tracker.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=cfg.trainer.epochs)
@@ -175,6 +180,7 @@ def _deadline(cfg: DictConfig, t_start: float) -> float | None:
 def _fit(
     cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, tracker: Tracker,
     rng: np.random.Generator, deadline: float | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """The epoch loop; returns one metrics dict per epoch (also sent to ``tracker``)."""
     history = []
@@ -189,6 +195,8 @@ def _fit(
                 metrics[f"{norm.metric_prefix}/layer{i}/{key}"] = value
         history.append(metrics)
         tracker.log_metrics(metrics, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
     return history
 
 

@@ -28,6 +28,7 @@ def test_default_run_from_another_directory(tmp_path: Path, mlflow_template: Pat
     proc = pipeline(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "digits/batch_norm/sgd" in proc.stdout and "(held out)" in proc.stdout
+    assert "epoch 20/20 train_loss=" in proc.stdout  # not a terminal: one progress line per epoch
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     (exp,) = [e for e in client.search_experiments() if e.name == "pipeline"]
     (run,) = client.search_runs([exp.experiment_id])
@@ -66,3 +67,10 @@ def test_bad_npz_contents(tmp_path: Path) -> None:
     proc = pipeline(tmp_path, "data=npz", "data.path=d.npz", "tracking.enabled=false")
     assert proc.returncode == 2
     assert "data.path='d.npz': X and y have different lengths: 10 vs 9" in proc.stderr
+
+
+@pytest.mark.slow
+def test_quiet_single_run_prints_only_the_summary(tmp_path: Path) -> None:
+    proc = pipeline(tmp_path, "quiet=true", "trainer.epochs=2", "tracking.enabled=false")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "digits/batch_norm/sgd" in proc.stdout

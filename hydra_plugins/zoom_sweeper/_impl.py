@@ -82,6 +82,7 @@ class ZoomSweeperImpl:
         resume: bool = False,
         importance: bool = True,
         plots: bool = True,
+        quiet: bool = False,
         final_seeds: int = 0,
         final_top: int = 3,
         seed_key: str = "seed",
@@ -102,6 +103,8 @@ class ZoomSweeperImpl:
         self.resume = resume
         self.importance = importance
         self.plots = plots
+        self.quiet = quiet
+        self.progress: Any = None
         self.final_seeds = final_seeds
         self.final_top = final_top
         self.seed_key = seed_key
@@ -142,9 +145,14 @@ class ZoomSweeperImpl:
         self.state.setdefault("rounds_logged", {})
         self._save_state()
         log.info(f"If interrupted, continue with: {self.state['resume_command']}")
+        from pipeline.progress import SweepProgress
+
+        total = len(plans) * (self.rounds * self.trials_per_round + self.final_top * self.final_seeds)
         try:
-            for plan in plans:
-                self._run_plan(plan, parent, len(plans) > 1)
+            with SweepProgress(total, self.rounds, plans[0].direction, quiet=self.quiet,
+                               metric=plans[0].metric) as self.progress:
+                for plan in plans:
+                    self._run_plan(plan, parent, len(plans) > 1)
         except TooManyFailures as exc:
             self._finish(plans, parent)
             _end_runs(plans, parent, "FAILED", {"failure_reason": str(exc)})
@@ -408,12 +416,15 @@ class ZoomSweeperImpl:
             if outcomes:
                 log.info(f"[{plan.label}] round {r}: {len(outcomes)} trials already finished, "
                          f"{len(batch)} to run")
+            self.progress.watch(plan.label, r, [self.sweep_dir / f"{subdir}{first + i}" for i in range(len(proposals))],
+                                proposals)
             for chunk in _consecutive(batch):  # launchers number jobs consecutively
                 returns = self.launcher.launch([o for _, o in chunk], initial_job_idx=first + chunk[0][0])
                 for (i, _), ret in zip(chunk, returns, strict=True):
                     outcomes[i] = _outcome(ret)
                     if outcomes[i].value is None:
                         log.warning(f"[{plan.label}] trial r{r}-t{i:02d} failed: {outcomes[i].error}")
+            self.progress.finish_round()
             return [outcomes[i] for i in range(len(proposals))]
 
         def on_round(record: Round) -> None:

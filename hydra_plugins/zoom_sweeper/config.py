@@ -41,6 +41,8 @@ class ZoomSweeperConf:
     importance: bool = True
     # PNG figures (plots/ in the sweep directory and on the sweep's MLflow run).
     plots: bool = True
+    # No live progress display / progress lines (the final report stays).
+    quiet: bool = False
     # Noise floor: re-run the final_top best configurations with final_seeds other seeds (the
     # task's `seed_key` + 1, + 2, ...) and report mean +- spread; 0 turns it off.
     final_seeds: int = 0

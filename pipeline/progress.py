@@ -1,0 +1,195 @@
+"""Progress while a stage or a sweep runs: a live display on a terminal (rich), plain log lines
+otherwise (CI, files), nothing when quiet.
+
+Launchers hand a whole round back at once, so a sweep counts finished trials from the
+``result.json`` files its jobs write, polled by a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from pipeline.results import RESULT_FILE, read_json
+
+log = logging.getLogger("pipeline.progress")
+# Loggers that print one line per launched job; the live display replaces them on a terminal.
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
+                    "hydra_plugins.hydra_joblib_launcher._core",
+                    "hydra_plugins.hydra_ray_launcher._core")
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+class EpochProgress(AbstractContextManager):
+    """Per-epoch progress of a single run: a rich bar on a terminal, else one line per epoch."""
+
+    def __init__(self, epochs: int, *, enabled: bool = True, live: bool | None = None) -> None:
+        self.epochs = epochs
+        self.enabled = enabled
+        self.live = is_terminal() if live is None else live
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> EpochProgress:
+        if self.enabled and self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+                                 TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("", total=self.epochs)
+        return self
+
+    def update(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = " ".join(f"{k}={metrics[k]:.4f}" for k in ("train_loss", "val_loss", "val_acc") if k in metrics)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=epoch, description=text)
+        else:
+            print(f"epoch {epoch}/{self.epochs} {text}", flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+class SweepProgress(AbstractContextManager):
+    """Round r/R, trials done/N, failures and the best value so far with its params.
+
+    ``watch(label, round, job_dirs, params)`` starts counting a round's ``result.json`` files;
+    ``finish_round()`` stops. On a terminal a rich live line sits below the output (the
+    launchers' per-job log lines are silenced and log records are printed above it); elsewhere
+    each finished trial gives one log line."""
+
+    def __init__(self, total: int, rounds: int, direction: str, *, quiet: bool = False, live: bool | None = None,
+                 metric: str | None = None, poll_s: float = 0.5) -> None:
+        self.total, self.rounds, self.direction, self.metric = total, rounds, direction, metric or "objective"
+        self.quiet = quiet
+        self.live = is_terminal() if live is None else live
+        self.poll_s = poll_s
+        self.done = 0
+        self.failed = 0
+        self.best: tuple[float, Mapping[str, Any]] | None = None
+        self._seen: set[Path] = set()
+        self._round: tuple[str, int, Sequence[Path], Sequence[Mapping[str, Any]]] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live: Any = None
+        self._restore: list[Callable[[], None]] = []
+
+    # --- display --------------------------------------------------------------------------
+
+    def status(self) -> str:
+        if self._round is None:
+            return f"sweep: {self.done}/{self.total} trials"
+        label, r, _, _ = self._round
+        where = "" if label == "all" else f"[{label}] "
+        text = f"{where}round {r}/{self.rounds} · trials {self.done}/{self.total} · failed {self.failed}"
+        if self.best is not None:
+            value, params = self.best
+            shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+            text += f" · best {self.metric}={value:.4g} ({shown})"
+        return text
+
+    def __enter__(self) -> SweepProgress:
+        if self.quiet or not self.live:
+            return self
+        from rich.console import Console
+        from rich.live import Live
+
+        for name in LAUNCHER_LOGGERS:
+            logger = logging.getLogger(name)
+            level = logger.level
+            logger.setLevel(logging.WARNING)
+            self._restore.append(lambda logger=logger, level=level: logger.setLevel(level))
+        self._live = Live(self.status(), console=Console(stderr=True), refresh_per_second=4, transient=False,
+                          redirect_stdout=True, redirect_stderr=True)
+        self._live.__enter__()
+        # log handlers hold the real streams: point them at the live display's proxies meanwhile
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                old = handler.setStream(sys.stderr)
+                self._restore.append(lambda handler=handler, old=old: handler.setStream(old))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop_thread()
+        if self._live is not None:
+            self._live.update(self.status())
+            for restore in reversed(self._restore):
+                restore()
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def _show(self) -> None:
+        if self._live is not None:
+            self._live.update(self.status())
+
+    # --- counting -------------------------------------------------------------------------
+
+    def watch(self, label: str, r: int, job_dirs: Sequence[Path], params: Sequence[Mapping[str, Any]]) -> None:
+        """Count the round's trials as their ``result.json`` files appear."""
+        self._stop_thread()
+        self._round = (label, r, list(job_dirs), list(params))
+        self._scan()
+        self._show()
+        if not self.quiet:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._poll, name="sweep-progress", daemon=True)
+            self._thread.start()
+
+    def finish_round(self) -> None:
+        self._stop_thread()
+        self._scan()
+        self._show()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if self._scan():
+                self._show()
+
+    def _scan(self) -> bool:
+        if self._round is None:
+            return False
+        changed = False
+        with self._lock:
+            _, _, dirs, params = self._round
+            for job_dir, p in zip(dirs, params, strict=True):
+                if job_dir in self._seen:
+                    continue
+                record = read_json(job_dir / RESULT_FILE)
+                if record is None:
+                    continue
+                self._seen.add(job_dir)
+                self.done += 1
+                changed = True
+                value = record.get("value") if record.get("status") == "completed" else None
+                if not isinstance(value, (int, float)) or value != value:  # failed or NaN
+                    self.failed += 1
+                elif self.best is None or (value < self.best[0] if self.direction == "minimize"
+                                           else value > self.best[0]):
+                    self.best = (float(value), p)
+                if not self.quiet and self._live is None:
+                    log.info(f"progress: {self.status()}")
+        return changed
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
