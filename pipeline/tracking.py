@@ -185,7 +185,7 @@ class MlflowTracker:
         db = sqlite_path(self.uri)
         if db is not None:
             enable_wal(db)
-        run_tags = dict(tags)
+        run_tags = {**default_tags(), **tags}
         if self.parent_run_id:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
         run = client.create_run(experiment_id, run_name=self.run_name, tags=run_tags)
@@ -250,6 +250,20 @@ class MlflowTracker:
         finally:
             self._client.set_terminated(self.run_id, status=status)
             self.seconds += time.perf_counter() - t0
+
+
+def default_tags() -> dict[str, str]:
+    """What MLflow's fluent API would set (the UI's Source and User columns)."""
+    import getpass
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "pipeline"
+    source = "python -m pipeline" if program == "__main__.py" else program
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return {"mlflow.source.name": source, "mlflow.source.type": "LOCAL", "mlflow.user": user}
 
 
 def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> str:

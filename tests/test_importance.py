@@ -126,7 +126,7 @@ def test_sweep_reports_importance_and_seed_noise(tmp_path: Path, mlflow_template
     on_dir = subprocess.run([sys.executable, "-m", "pipeline.importance", str(sweep / "combo_0")],
                             capture_output=True, text=True, timeout=300)
     assert on_dir.returncode == 0 and "optimizer.lr" in on_dir.stdout, on_dir.stderr
-    combo0 = [r for r in combos if r.info.run_name == "combo-0"][0]
+    combo0 = [r for r in combos if r.info.run_name == "normalization=batch_norm"][0]
     on_run = subprocess.run([sys.executable, "-m", "pipeline.importance", "--run-id", combo0.info.run_id,
                              "--tracking-uri", uri, "--plot", str(tmp_path / "imp.png")],
                             capture_output=True, text=True, timeout=300)

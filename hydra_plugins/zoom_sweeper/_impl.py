@@ -377,7 +377,7 @@ class ZoomSweeperImpl:
                               "mlflow.note.content": description, "sampler": plans[0].sampler_name})
         for plan in plans:
             if len(plans) > 1:
-                plan.run = MlflowTracker(tracking["uri"], tracking["experiment"], run_name=f"combo-{plan.index}",
+                plan.run = MlflowTracker(tracking["uri"], tracking["experiment"], run_name=plan.label,
                                          parent_run_id=parent.run_id, flush_interval_s=0.0)
                 plan.run.start({"combination": plan.label},
                                {"combination": plan.label, "mlflow.note.content": plan.label})
