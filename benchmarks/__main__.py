@@ -1,0 +1,121 @@
+"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,quality,memory]``.
+
+Prints a markdown table and writes ``outputs/bench/latest.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import quality, sweeps, train_step
+
+PARTS = {
+    "train": train_step.measure,
+    "overhead": sweeps.sweep_overhead,
+    "tracking": sweeps.tracking_share,
+    "parallel": sweeps.parallel_speedup,
+    "quality": quality.measure,
+    "memory": sweeps.memory,
+}
+TARGETS = {  # key: (target text, passes)
+    "train_speedup_vs_torch": (">= 2x PyTorch", lambda v: v >= 2.0),
+    "sweep_overhead_ratio": ("<= 1.3x Hydra's", lambda v: v <= 1.3),
+    "tracking_share": ("<= 15% of a trial", lambda v: v <= 0.15),
+    "parallel_speedup": (">= 1.8x on 2 cores", lambda v: v >= 1.8),
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": numpy.__version__,
+            "platform": platform.platform()}
+
+
+def table(results: dict[str, Any], quick: bool) -> str:
+    def fmt(v: Any, pct: bool = False) -> str:
+        if v is None:
+            return "n/a"
+        return f"{v:.1%}" if pct else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+    rows = ["| measure | value | target | |", "| --- | --- | --- | --- |"]
+    r = results
+    if "train_steps_per_s" in r:
+        rows.append("| training steps/s (64-256-256-10, BN, batch 64, float32, 1 thread) | "
+                    f"{fmt(r['train_steps_per_s'])} ({fmt(r['train_gflops'])} GFLOP/s) | | |")
+        rows.append(f"| PyTorch steps/s, same network and data order | {fmt(r['torch_steps_per_s'])} | | |")
+    for key, label, pct in (("train_speedup_vs_torch", "speed-up vs PyTorch", False),
+                            ("sweep_overhead_ratio", "sweep overhead per trial / Hydra's per job", False),
+                            ("tracking_share", "tracking share of a default trial", True),
+                            ("parallel_speedup", "joblib (2 workers) vs basic launcher", False)):
+        if key in r:
+            target, ok = TARGETS[key]
+            verdict = "" if quick or r[key] is None else ("met" if ok(r[key]) else "**not met**")
+            value = fmt(r[key], pct) + ("x" if not pct and r[key] is not None else "")
+            rows.append(f"| {label} | {value} | {target} | {verdict} |")
+    if "sweep_overhead_per_trial_s" in r:
+        rows.append(f"| sweep overhead per trial / Hydra per job (s) | {fmt(r['sweep_overhead_per_trial_s'])} / "
+                    f"{fmt(r['hydra_overhead_per_job_s'])} (one-time {fmt(r['sweep_one_time_s'])}) | | |")
+    if "mlflow_import_s" in r:
+        rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
+                    f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
+    if "peak_rss_mb" in r:
+        rows.append(f"| memory over {r['memory_trials']} trials in one process | peak {fmt(r['peak_rss_mb'])} MB, "
+                    f"{fmt(r['rss_growth_kb_per_trial'])} KB/trial growth | flat | |")
+    if "search_quality" in r:
+        norms = sorted({n for by in r["search_quality"].values() for n in by})
+        rows.append("")
+        rows.append(f"Search quality: best val_loss after {r['search_budget']} trials, median (worst) over "
+                    f"{r['search_seeds']} seeds")
+        rows.append("")
+        rows.append("| method | " + " | ".join(norms) + " |")
+        rows.append("| --- |" + " --- |" * len(norms))
+        for method, by in r["search_quality"].items():
+            cells = [f"{by[n]:.4f} ({r['search_quality_worst'][method][n]:.4f})" for n in norms]
+            rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (no targets judged)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {list(PARTS)}")
+    parser.add_argument("--out", type=Path, default=Path("outputs") / "bench" / "latest.json")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "command": command}
+    for part in parts:
+        start = time.perf_counter()
+        print(f"[{part}] ...", file=sys.stderr, flush=True)
+        results.update(PARTS[part](args.quick))
+        results.setdefault("seconds", {})[part] = round(time.perf_counter() - start, 1)
+    for key in ("train_steps_per_s", "torch_steps_per_s", "train_speedup_vs_torch", "sweep_overhead_ratio",
+                "tracking_share", "parallel_speedup", "search_quality", "peak_rss_mb"):
+        results.setdefault(key, None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+    print(table(results, args.quick))
+    print(f"\n{results['machine']['cpu']}, {results['machine']['cores']} cores; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

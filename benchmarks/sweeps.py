@@ -1,0 +1,128 @@
+"""Costs around the trials: the sweeper's per-trial overhead against bare Hydra's, parallel
+scaling with the joblib launcher, tracking's share of a trial, and memory over many trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NOOP = Path(__file__).parent / "noop" / "app.py"
+
+
+def _run(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def _task_seconds(sweep_dir: Path) -> float:
+    return sum(json.loads(p.read_text())["seconds"] for p in sweep_dir.glob("**/result.json"))
+
+
+def _ours(tmp: Path, n: int, *extra: str) -> tuple[float, float]:
+    sweep = tmp / f"ours-{n}-{time.monotonic_ns()}"
+    wall = _run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep}", "hydra.sweeper.rounds=1",
+                 f"hydra.sweeper.trials_per_round={n}", "hydra.sweeper.importance=false", "hydra.sweeper.plots=false",
+                 "hydra.sweeper.quiet=true", *extra], tmp)
+    return wall, _task_seconds(sweep)
+
+
+def sweep_overhead(quick: bool) -> dict[str, Any]:
+    """Marginal cost per trial: slope of wall time over N minus the trials' own time, for the
+    zoom sweeper (tracking off, one-epoch trials) and for Hydra's BasicSweeper on a no-op task."""
+    n1, n2, repeats = (2, 4, 1) if quick else (4, 16, 3)
+    ours_slopes, hydra_slopes, one_time = [], [], []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        common = ["tracking.enabled=false", "trainer.epochs=1", "model.width=8"]
+        for _ in range(repeats):
+            h1 = _run([sys.executable, str(NOOP), "-m", f"x=range(0,{n1})", f"hydra.sweep.dir={tmp / 'h1'}"], tmp)
+            w1, t1 = _ours(tmp, n1, *common)
+            h2 = _run([sys.executable, str(NOOP), "-m", f"x=range(0,{n2})", f"hydra.sweep.dir={tmp / 'h2'}"], tmp)
+            w2, t2 = _ours(tmp, n2, *common)
+            hydra_slopes.append((h2 - h1) / (n2 - n1))
+            ours_slopes.append(((w2 - t2) - (w1 - t1)) / (n2 - n1))
+            one_time.append((w1 - t1) - n1 * ours_slopes[-1])
+    ours, hydra = statistics.median(ours_slopes), statistics.median(hydra_slopes)
+    return {"sweep_overhead_per_trial_s": ours, "hydra_overhead_per_job_s": hydra,
+            "sweep_overhead_ratio": ours / hydra, "sweep_one_time_s": statistics.median(one_time)}
+
+
+def parallel_speedup(quick: bool) -> dict[str, Any]:
+    """16 trials of about 5 s each (quick: 4 short ones), MLflow on: joblib with 2 workers vs
+    the basic launcher."""
+    n, epochs = (4, 10) if quick else (16, 450)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        common = [f"trainer.epochs={epochs}", "model.width=128", "trainer.batch_size=64",
+                  f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}"]
+        basic, task = _ours(tmp, n, *common)
+        parallel, _ = _ours(tmp, n, *common, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    return {"parallel_speedup": basic / parallel, "parallel_trials": n, "parallel_trial_s": task / n,
+            "basic_wall_s": basic, "joblib_wall_s": parallel}
+
+
+def tracking_share(quick: bool) -> dict[str, Any]:
+    """A default digits trial in-process with MLflow on vs off (the one-time import apart)."""
+    from hydra import compose, initialize_config_dir
+
+    from pipeline.train import run
+
+    repeats = 2 if quick else 9
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        start = time.perf_counter()
+        import mlflow  # noqa: F401 - the one-time import, reported apart
+
+        import_s = time.perf_counter() - start
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        run(compose("config", [f"tracking.uri={uri}", "trainer.epochs=1"]), verbose=False)  # store creation
+        on, off, calls = [], [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            result = run(compose("config", [f"tracking.uri={uri}", "quiet=true"]), verbose=False)
+            on.append(time.perf_counter() - t)
+            calls.append(result.tracking_seconds)
+            t = time.perf_counter()
+            run(compose("config", ["tracking.enabled=false"]), verbose=False)
+            off.append(time.perf_counter() - t)
+    t_on, t_off = statistics.median(on), statistics.median(off)
+    return {"tracking_share": (t_on - t_off) / t_on, "trial_s_tracking_on": t_on, "trial_s_tracking_off": t_off,
+            "tracking_calls_s": statistics.median(calls), "mlflow_import_s": import_s}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(quick: bool) -> dict[str, Any]:
+    """Resident memory over a 50-trial search in one process (MLflow on): it must stay flat."""
+    import resource
+
+    from hydra import compose, initialize_config_dir
+
+    from pipeline.train import run
+
+    n = 8 if quick else 50
+    rss = []
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        for i in range(n):
+            run(compose("config", [f"tracking.uri={uri}", "trainer.epochs=3", f"seed={i}"]), verbose=False)
+            rss.append(_rss_mb())
+    warm = max(2, n // 5)
+    growth = (rss[-1] - rss[warm]) / (n - 1 - warm) * 1024
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_first_mb": rss[0],
+            "rss_last_mb": rss[-1], "rss_growth_kb_per_trial": growth, "memory_trials": n}
