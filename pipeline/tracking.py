@@ -8,6 +8,7 @@ the store while the run is going without one write per value.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -19,9 +20,10 @@ from pipeline.errors import ConfigError
 
 DEFAULT_DB = Path("outputs") / "mlflow.db"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
-MAX_BATCH_METRICS = 1000  # MLflow's limits for one log_batch call
+MAX_BATCH_METRICS = 800  # MLflow takes 1000 entities per log_batch: room for 100 params + tags
 MAX_BATCH_PARAMS = 100
 PROBE_TIMEOUT_S = 5.0
+_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (uri, name) -> experiment id, per process
 
 
 def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = None) -> str:
@@ -153,6 +155,7 @@ class MlflowTracker:
         self.seconds = 0.0
         self.import_seconds = 0.0
         self._pending: list[Any] = []
+        self._params: list[Any] = []
         self._ended = False
         self._last_flush = 0.0
         self._client: Any = None
@@ -181,20 +184,21 @@ class MlflowTracker:
     def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         client = self._client = self._connect()
         t0 = time.perf_counter()
-        experiment_id = ensure_experiment(client, self.experiment, default_artifact_location(self.uri))
-        db = sqlite_path(self.uri)
-        if db is not None:
-            enable_wal(db)
+        key = (self.uri, self.experiment)
+        if key not in _EXPERIMENTS:  # one look-up per process (a sweep runs many trials in one)
+            _EXPERIMENTS[key] = ensure_experiment(client, self.experiment, default_artifact_location(self.uri))
+            db = sqlite_path(self.uri)
+            if db is not None:
+                enable_wal(db)
         run_tags = {**default_tags(), **tags}
         if self.parent_run_id:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = client.create_run(experiment_id, run_name=self.run_name, tags=run_tags)
+        run = client.create_run(_EXPERIMENTS[key], run_name=self.run_name, tags=run_tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), MAX_BATCH_PARAMS):
-            client.log_batch(self.run_id, params=items[i:i + MAX_BATCH_PARAMS])
+        # sent with the first flush of metrics (at the latest when the run ends): one write less
+        self._params = [Param(k, _param_value(v)) for k, v in params.items()]
         self._last_flush = time.perf_counter()
         self.seconds += self._last_flush - t0
 
@@ -208,15 +212,19 @@ class MlflowTracker:
 
     def flush(self, tags: Mapping[str, str] | None = None) -> None:
         """Write buffered metrics (and ``tags``) in as few ``log_batch`` calls as MLflow allows."""
-        if self.run_id is None or not (self._pending or tags):
+        if self.run_id is None or not (self._pending or tags or self._params):
             return
         from mlflow.entities import RunTag
 
         t0 = time.perf_counter()
         pending, self._pending = self._pending, []
+        params, self._params = self._params, []
         run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        for i in range(0, max(len(pending), 1), MAX_BATCH_METRICS):
-            self._client.log_batch(self.run_id, metrics=pending[i:i + MAX_BATCH_METRICS],
+        calls = max(math.ceil(len(pending) / MAX_BATCH_METRICS), math.ceil(len(params) / MAX_BATCH_PARAMS), 1)
+        for i in range(calls):
+            self._client.log_batch(self.run_id,
+                                   metrics=pending[i * MAX_BATCH_METRICS:(i + 1) * MAX_BATCH_METRICS],
+                                   params=params[i * MAX_BATCH_PARAMS:(i + 1) * MAX_BATCH_PARAMS],
                                    tags=run_tags if i == 0 else [])
         self._last_flush = time.perf_counter()
         self.seconds += self._last_flush - t0
