@@ -54,7 +54,7 @@ def table(results: dict[str, Any], quick: bool) -> str:
 
     rows = ["| measure | value | target | |", "| --- | --- | --- | --- |"]
     r = results
-    if "train_steps_per_s" in r:
+    if r.get("train_steps_per_s") is not None:
         rows.append("| training steps/s (64-256-256-10, BN, batch 64, float32, 1 thread) | "
                     f"{fmt(r['train_steps_per_s'])} ({fmt(r['train_gflops'])} GFLOP/s) | | |")
         rows.append(f"| PyTorch steps/s, same network and data order | {fmt(r['torch_steps_per_s'])} | | |")
@@ -62,21 +62,21 @@ def table(results: dict[str, Any], quick: bool) -> str:
                             ("sweep_overhead_ratio", "sweep overhead per trial / Hydra's per job", False),
                             ("tracking_share", "tracking share of a default trial", True),
                             ("parallel_speedup", "joblib (2 workers) vs basic launcher", False)):
-        if key in r:
+        if r.get(key) is not None:
             target, ok = TARGETS[key]
             verdict = "" if quick or r[key] is None else ("met" if ok(r[key]) else "**not met**")
             value = fmt(r[key], pct) + ("x" if not pct and r[key] is not None else "")
             rows.append(f"| {label} | {value} | {target} | {verdict} |")
-    if "sweep_overhead_per_trial_s" in r:
+    if r.get("sweep_overhead_per_trial_s") is not None:
         rows.append(f"| sweep overhead per trial / Hydra per job (s) | {fmt(r['sweep_overhead_per_trial_s'])} / "
                     f"{fmt(r['hydra_overhead_per_job_s'])} (one-time {fmt(r['sweep_one_time_s'])}) | | |")
-    if "mlflow_import_s" in r:
+    if r.get("mlflow_import_s") is not None:
         rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
                     f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
-    if "peak_rss_mb" in r:
+    if r.get("peak_rss_mb") is not None:
         rows.append(f"| memory over {r['memory_trials']} trials in one process | peak {fmt(r['peak_rss_mb'])} MB, "
                     f"{fmt(r['rss_growth_kb_per_trial'])} KB/trial growth | flat | |")
-    if "search_quality" in r:
+    if r.get("search_quality") is not None:
         norms = sorted({n for by in r["search_quality"].values() for n in by})
         rows.append("")
         rows.append(f"Search quality: best val_loss after {r['search_budget']} trials, median (worst) over "

@@ -107,6 +107,8 @@ class Tracker(Protocol):
 
     def log_artifacts(self, local_dir: Path) -> None: ...
 
+    def artifact_dir(self) -> Path | None: ...
+
     def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None: ...
 
 
@@ -126,6 +128,9 @@ class NullTracker:
 
     def log_artifacts(self, local_dir: Path) -> None:
         pass
+
+    def artifact_dir(self) -> Path | None:
+        return None
 
     def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None:
         pass
@@ -195,6 +200,7 @@ class MlflowTracker:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
         run = client.create_run(_EXPERIMENTS[key], run_name=self.run_name, tags=run_tags)
         self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
         from mlflow.entities import Param
 
         # sent with the first flush of metrics (at the latest when the run ends): one write less
@@ -235,6 +241,18 @@ class MlflowTracker:
         t0 = time.perf_counter()
         self._client.log_artifacts(self.run_id, str(local_dir))
         self.seconds += time.perf_counter() - t0
+
+    def artifact_dir(self) -> Path | None:
+        """The run's artifact folder when the store keeps artifacts on this file system (files
+        written there are the run's artifacts: no temporary copy), else ``None``."""
+        uri = getattr(self, "artifact_uri", None) or ""
+        if not uri.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(uri).path))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Upload one file, under ``artifact_path`` (a folder in the run's artifacts)."""

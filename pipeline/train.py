@@ -142,9 +142,15 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
             test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
             final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
             tracker.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=cfg.trainer.epochs)
-            with tempfile.TemporaryDirectory() as tmp:
-                _write_artifacts(Path(tmp), cfg, model)
-                tracker.log_artifacts(Path(tmp))
+            local = tracker.artifact_dir()
+            if local is not None:  # a file store: write straight into the run's artifacts
+                t0 = time.perf_counter()
+                _write_artifacts(local, cfg, model)
+                tracker.seconds += time.perf_counter() - t0
+            elif tracker.run_id is not None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    _write_artifacts(Path(tmp), cfg, model)
+                    tracker.log_artifacts(Path(tmp))
         except TrainingDiverged as exc:
             tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
                                    "failure_detail": str(exc)})
