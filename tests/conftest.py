@@ -77,3 +77,32 @@ def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-6, atol: float = 1e-9) -> None:
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def check_layer_gradients(layer, x: np.ndarray, training: bool = True, rtol: float = 1e-6, seed: int = 7) -> None:
+    """Backward of ``layer`` against central differences of ``sum(forward(x) * r)``: ``dx`` and
+    every entry of ``grads``."""
+    r = np.random.default_rng(seed).normal(size=layer.forward(x, training).shape)
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x, training) * r))
+
+    loss()
+    dx = layer.backward(r)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    if dx is not None:
+        assert_close(dx, numerical_grad(loss, x), rtol=rtol, atol=1e-8)
+    for key, value in layer.params.items():
+        assert_close(grads[key], numerical_grad(loss, value), rtol=rtol, atol=1e-8)
+
+
+def sweep_runs(uri: str, experiment: str = "pipeline") -> tuple:
+    """``(client, parent, trials)`` of the single sweep logged to ``uri``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return client, parent, trials

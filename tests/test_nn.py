@@ -8,23 +8,11 @@ import pytest
 from pipeline.nn import MLP, Linear, ReLU, softmax_cross_entropy
 from plugins.normalization.batch_norm import BatchNorm
 from plugins.normalization.none import NoNormalization
-from tests.conftest import assert_close, numerical_grad
+from tests.conftest import assert_close, check_layer_gradients, numerical_grad
 
 
 def _layer_gradcheck(layer, x: np.ndarray, training: bool = True) -> None:
-    """Check dx and every param grad of ``layer`` for the loss ``sum(forward(x) * r)``."""
-    rng = np.random.default_rng(7)
-    r = rng.normal(size=layer.forward(x, training).shape)
-
-    def loss() -> float:
-        return float(np.sum(layer.forward(x, training) * r))
-
-    loss()
-    dx = layer.backward(r)
-    grads = {k: g.copy() for k, g in layer.grads.items()}
-    assert_close(dx, numerical_grad(loss, x), rtol=1e-6, atol=1e-8)
-    for key, value in layer.params.items():
-        assert_close(grads[key], numerical_grad(loss, value), rtol=1e-6, atol=1e-8)
+    check_layer_gradients(layer, x, training)
 
 
 @pytest.mark.parametrize("bias", [True, False])

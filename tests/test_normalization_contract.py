@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from pipeline.registry import build
 from plugins.normalization.base import Normalization
-from tests.conftest import CONF, assert_close, numerical_grad
+from tests.conftest import CONF, assert_close, check_layer_gradients
 
 CONFIG_DIR = Path(os.environ.get("PIPELINE_NORMALIZATION_DIR", CONF / "normalization"))
 YAMLS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -70,18 +70,7 @@ def test_gradients_against_finite_differences(yaml_path: Path, training: bool) -
     for value in norm.params.values():
         value[...] = rng.normal(1.0, 0.5, value.shape)
     norm.forward(rng.normal(size=(8, 4)), True)  # give running statistics non-trivial values
-    x = rng.normal(0.5, 2.0, size=(8, 4))
-    r = rng.normal(size=(8, 4))
-
-    def loss() -> float:
-        return float(np.sum(norm.forward(x, training) * r))
-
-    loss()
-    dx = norm.backward(r)
-    grads = {k: g.copy() for k, g in norm.grads.items()}
-    assert_close(dx, numerical_grad(loss, x), rtol=1e-5, atol=1e-8)
-    for key, value in norm.params.items():
-        assert_close(grads[key], numerical_grad(loss, value), rtol=1e-5, atol=1e-8)
+    check_layer_gradients(norm, rng.normal(0.5, 2.0, size=(8, 4)), training, rtol=1e-5)
 
 
 def test_deterministic_and_eval_is_pure(yaml_path: Path) -> None:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+from tests.conftest import sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +26,7 @@ def test_two_workers_32_trials_into_a_new_sqlite_store(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "table already exists" not in proc.stderr and "database is locked" not in proc.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("pipeline")
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    client, parent, trials = sweep_runs(f"sqlite:///{db}")
     assert len(trials) == 32 and all(t.info.status == "FINISHED" for t in trials)
     assert sorted(int(t.data.tags["job"]) for t in trials) == list(range(32))
     # every metric point: per epoch 4 losses/accuracies + 3 batch-norm summaries per layer, then 2 test metrics

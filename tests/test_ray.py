@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+from tests.conftest import sweep_runs
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="install the `ray` extra: pip install -e .[ray]")
@@ -23,11 +24,7 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
         env={**os.environ, "HYDRA_FULL_ERROR": "0", "RAY_USAGE_STATS_ENABLED": "0"})
     assert proc.returncode == 0, proc.stderr[-4000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("pipeline")
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    client, parent, trials = sweep_runs(f"sqlite:///{db}")
     assert len(trials) == 6 and all(t.info.status == "FINISHED" for t in trials)
     assert sorted(t.data.tags["round"] for t in trials) == ["1"] * 3 + ["2"] * 3
     for t in trials:

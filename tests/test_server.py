@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+from tests.conftest import sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +65,7 @@ def test_sweep_through_a_tracking_server(server: str, tmp_path: Path) -> None:
          "trainer.epochs=2", "model.width=16", "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=3"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=server)
-    exp = client.get_experiment_by_name("pipeline")
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    client, parent, trials = sweep_runs(server)
     assert len(trials) == 6 and all(t.info.status == "FINISHED" for t in trials)
     assert sorted(t.data.tags["round"] for t in trials) == ["1"] * 3 + ["2"] * 3
     # artifacts went through the server's proxy and come back through it
@@ -79,7 +76,7 @@ def test_sweep_through_a_tracking_server(server: str, tmp_path: Path) -> None:
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "zoom")} == {
         "zoom/round_1.yaml", "zoom/round_2.yaml"}
     # credentials travel only in the environment: never in a param, tag, file or log line
-    for run in runs:
+    for run in [parent, *trials]:
         assert "s3cret-pw" not in str(run.data.params) + str(run.data.tags)
     for path in (tmp_path / "sweep").rglob("*"):
         if path.is_file() and path.suffix in {".yaml", ".json", ".log"}:
