@@ -58,7 +58,10 @@ class Linear:
         np.matmul(self._x.T, dy, out=self.grads["W"])
         if "b" in self.grads:
             np.add.reduce(dy, axis=0, out=self.grads["b"])
-        return dy @ self.params["W"].T if self.input_grad else None
+        if not self.input_grad:
+            return None
+        # (W @ dy.T).T: the same product, but OpenBLAS's fast path (W is row-major; dy @ W.T is not)
+        return (self.params["W"] @ dy.T).T
 
 
 class ReLU:

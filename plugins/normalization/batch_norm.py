@@ -24,6 +24,15 @@ from numpy.typing import DTypeLike
 
 from plugins.normalization.base import Normalization
 
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones(m: int, dtype: np.dtype) -> np.ndarray:
+    key = (m, np.dtype(dtype))
+    if key not in _ONES:
+        _ONES[key] = np.ones(m, dtype=dtype)
+    return _ONES[key]
+
 
 class BatchNorm(Normalization):
     """Batch normalization over the feature axis of ``(m, num_features)`` inputs."""
@@ -64,10 +73,11 @@ class BatchNorm(Normalization):
             m = x.shape[0]
             if m < self.min_batch_size:
                 raise ValueError(f"batch norm needs at least 2 samples per training batch, got {m}")
-            mu = np.add.reduce(x, axis=0)
+            ones = _ones(m, x.dtype)  # column sums as matrix-vector products: BLAS beats add.reduce here
+            mu = ones @ x
             mu *= 1.0 / m
             z_norm = x - mu  # centred, normalized in place below
-            var = np.einsum("ij,ij->j", z_norm, z_norm)
+            var = ones @ (z_norm * z_norm)
             var *= 1.0 / m
             inv_std = var + self.eps
             np.sqrt(inv_std, out=inv_std)
@@ -93,8 +103,9 @@ class BatchNorm(Normalization):
             raise RuntimeError("backward called before forward")
         z_norm, inv_std, gamma = self._z_norm, self._inv_std, self.params["gamma"]
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
-        np.add.reduce(dy, axis=0, out=dbeta)
-        np.einsum("ij,ij->j", dy, z_norm, out=dgamma)
+        ones = _ones(dy.shape[0], dy.dtype)
+        np.matmul(ones, dy, out=dbeta)
+        np.matmul(ones, dy * z_norm, out=dgamma)
         scale = gamma * inv_std
         if not self._training:
             return dy * scale
