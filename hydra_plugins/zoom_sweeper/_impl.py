@@ -404,13 +404,10 @@ class ZoomSweeperImpl:
                     continue
                 overrides = plan.base + space.overrides(params)
                 name = f"r{r}-t{i:02d}" if not crossed else f"c{plan.index}-r{r}-t{i:02d}"
-                if plan.tracking is not None and plan.run is not None:
-                    overrides += [f"tracking.parent_run_id={plan.run.run_id}",
-                                  f"tracking.uri={_quote(plan.tracking['uri'])}",
-                                  f"tracking.run_name={name}",
-                                  f"++tracking.tags.round={r}",
-                                  f"++tracking.tags.sampler={plan.sampler_name}",
-                                  f"++tracking.tags.job={job}"]
+                lineage = _lineage(plan, name, job)
+                if lineage:
+                    overrides += [*lineage, f"++tracking.tags.round={r}",
+                                  f"++tracking.tags.sampler={plan.sampler_name}"]
                 overrides.append(f"hydra.sweep.subdir={subdir}{job}")  # job directories never collide
                 batch.append((i, overrides))
             if outcomes:
@@ -488,11 +485,9 @@ class ZoomSweeperImpl:
                     continue
                 overrides = [*plan.base, *plan.space.overrides(trial.params),
                              f"{self.seed_key}={plan.base_seed + s}", f"hydra.sweep.subdir={subdir}{job}"]
-                if plan.tracking is not None and plan.run is not None:
-                    overrides += [f"tracking.parent_run_id={plan.run.run_id}",
-                                  f"tracking.uri={_quote(plan.tracking['uri'])}",
-                                  f"tracking.run_name=final-t{k}-s{s}", "++tracking.tags.round=final",
-                                  f"++tracking.tags.job={job}"]
+                lineage = _lineage(plan, f"final-t{k}-s{s}", job)
+                if lineage:
+                    overrides += [*lineage, "++tracking.tags.round=final"]
                 batch.append((slot, overrides))
         log.info(f"[{plan.label}] noise floor: {len(ranked)} best configurations x {self.final_seeds} more seeds")
         for chunk in _consecutive(batch):
@@ -801,6 +796,14 @@ def _outcome(ret: JobReturn) -> Outcome:
             return Outcome(None, f"return value is not a number: {ret.return_value!r}", job_dir, extra)
     exc = ret._return_value
     return Outcome(None, f"{type(exc).__name__}: {exc}", job_dir, extra)
+
+
+def _lineage(plan: Plan, name: str, job: int) -> list[str]:
+    """Overrides that nest a trial under the plan's MLflow run (none when tracking is off)."""
+    if plan.tracking is None or plan.run is None:
+        return []
+    return [f"tracking.parent_run_id={plan.run.run_id}", f"tracking.uri={_quote(plan.tracking['uri'])}",
+            f"tracking.run_name={name}", f"++tracking.tags.job={job}"]
 
 
 def _consecutive(batch: list[tuple[int, list[str]]]) -> list[list[tuple[int, list[str]]]]:
