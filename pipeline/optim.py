@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline import kernels
+
 ParamGroups = Sequence[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
 
 
@@ -71,6 +73,11 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         w, g, v, tmp = self.w, self.g, self.velocity, self._tmp
+        k = kernels.usable(w, g, v)
+        if k is not None:  # one fused pass instead of four
+            dt = w.dtype.type
+            k.sgd(w, g, v, dt(self.lr), dt(self.momentum), dt(self.weight_decay))
+            return
         if self.weight_decay:
             np.multiply(w, self.weight_decay, out=tmp)
             tmp += g

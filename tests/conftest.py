@@ -96,6 +96,20 @@ def check_layer_gradients(layer, x: np.ndarray, training: bool = True, rtol: flo
         assert_close(grads[key], numerical_grad(loss, value), rtol=rtol, atol=1e-8)
 
 
+class NormReLU:
+    """A normalization plugin's ``forward_relu``/``backward_relu`` pair seen as one layer, for
+    :func:`check_layer_gradients`."""
+
+    def __init__(self, norm) -> None:
+        self.norm, self.params, self.grads = norm, norm.params, norm.grads
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return self.norm.forward_relu(x, training)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self.norm.backward_relu(dy)
+
+
 def sweep_runs(uri: str, experiment: str = "pipeline") -> tuple:
     """``(client, parent, trials)`` of the single sweep logged to ``uri``."""
     from mlflow.tracking import MlflowClient

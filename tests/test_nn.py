@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.nn import MLP, Linear, ReLU, softmax_cross_entropy
+from pipeline.nn import MLP, Linear, softmax_cross_entropy
 from plugins.normalization.batch_norm import BatchNorm
 from plugins.normalization.none import NoNormalization
-from tests.conftest import assert_close, check_layer_gradients, numerical_grad
+from tests.conftest import NormReLU, assert_close, check_layer_gradients, numerical_grad
 
 
 def _layer_gradcheck(layer, x: np.ndarray, training: bool = True) -> None:
@@ -36,11 +36,14 @@ def test_he_initialisation_scale() -> None:
     assert layer.params["W"].std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
 
 
-def test_relu_gradient() -> None:
+def test_default_relu_gradient() -> None:
+    """The ReLU every plugin gets from the base class (``forward_relu``/``backward_relu``)."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(6, 4))
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
-    _layer_gradcheck(ReLU(), x)
+    norm = NoNormalization(4)
+    _layer_gradcheck(NormReLU(norm), x)
+    assert_close(norm.forward_relu(x, True), np.maximum(x, 0))
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -28,6 +28,11 @@ and then only uses what is declared here:
 * ``metrics()``: scalars logged to MLflow after every epoch as
   ``<metric_prefix>/layer<i>/<name>`` (batch norm: ``bn/layer0/running_mean_avg``); empty by
   default.
+
+The model calls ``forward_relu(x, training)`` / ``backward_relu(dh)``: normalization followed by
+the hidden layer's ReLU. The defaults below compose ``forward``/``backward`` with a numpy ReLU,
+so a plugin only writes those two; a plugin may override the pair to fuse the activation into
+its own passes (batch norm does, with the kernels of :mod:`pipeline.kernels`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Normalization(ABC):
             raise ValueError(f"dtype must be a floating type, got {self.dtype}")
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self._relu_mask: np.ndarray | None = None
 
     @abstractmethod
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -65,6 +71,19 @@ class Normalization(ABC):
     @abstractmethod
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Fill ``self.grads`` from ``dy`` of shape (m, num_features); return ``dx``."""
+
+    def forward_relu(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """``max(forward(x), 0)``, (m, n) -> (m, n); remembers the mask for ``backward_relu``."""
+        y = self.forward(x, training)
+        self._relu_mask = y > 0
+        return y * self._relu_mask
+
+    def backward_relu(self, dh: np.ndarray) -> np.ndarray:
+        """``backward(dh * mask)``: ``dh`` is the gradient of ``forward_relu``'s output, (m, n)."""
+        mask = getattr(self, "_relu_mask", None)  # a plugin may skip our __init__
+        if mask is None:
+            raise RuntimeError("backward_relu called before forward_relu")
+        return self.backward(dh * mask)
 
     def state(self) -> dict[str, np.ndarray]:
         """Non-learned arrays worth saving and tracking (e.g. running statistics)."""

@@ -22,16 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
+from pipeline import kernels
 from plugins.normalization.base import Normalization
-
-_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
-
-
-def _ones(m: int, dtype: np.dtype) -> np.ndarray:
-    key = (m, np.dtype(dtype))
-    if key not in _ONES:
-        _ONES[key] = np.ones(m, dtype=dtype)
-    return _ONES[key]
 
 
 class BatchNorm(Normalization):
@@ -65,15 +57,18 @@ class BatchNorm(Normalization):
         self._z_norm: np.ndarray | None = None  # cache for backward, shape (m, n)
         self._inv_std: np.ndarray | None = None  # shape (n,)
         self._training = False
+        self._fused_out: np.ndarray | None = None  # ReLU output of the fused kernel, (m, n)
+        self._scalars: tuple | None = None  # (m, eps, momentum, 1/m, m/(m-1)) in the kernel's dtype
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """``x``: (m, n) pre-activations; returns ``gamma * z_norm + beta``, (m, n)."""
         gamma, beta = self.params["gamma"], self.params["beta"]
+        self._fused_out = None
         if training:
             m = x.shape[0]
             if m < self.min_batch_size:
                 raise ValueError(f"batch norm needs at least 2 samples per training batch, got {m}")
-            ones = _ones(m, x.dtype)  # column sums as matrix-vector products: BLAS beats add.reduce here
+            ones = kernels.ones(m, x.dtype)  # column sums as matrix-vector products: BLAS beats add.reduce here
             mu = ones @ x
             mu *= 1.0 / m
             z_norm = x - mu  # centred, normalized in place below
@@ -88,7 +83,8 @@ class BatchNorm(Normalization):
             self.running_mean += (1.0 - b) * mu
             self.running_var *= b
             self.running_var += ((1.0 - b) * m / (m - 1)) * var  # unbiased, as PyTorch
-            self.batch_mean, self.batch_var = mu, var * (m / (m - 1))
+            self.batch_mean[...] = mu
+            self.batch_var[...] = var * (m / (m - 1))
         else:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             z_norm = (x - self.running_mean) * inv_std
@@ -103,7 +99,7 @@ class BatchNorm(Normalization):
             raise RuntimeError("backward called before forward")
         z_norm, inv_std, gamma = self._z_norm, self._inv_std, self.params["gamma"]
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
-        ones = _ones(dy.shape[0], dy.dtype)
+        ones = kernels.ones(dy.shape[0], dy.dtype)
         np.matmul(ones, dy, out=dbeta)
         np.matmul(ones, dy * z_norm, out=dgamma)
         scale = gamma * inv_std
@@ -115,6 +111,40 @@ class BatchNorm(Normalization):
         dx += dy
         dx -= dbeta * (1.0 / m)
         dx *= scale
+        return dx
+
+    def forward_relu(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """``max(forward(x), 0)``; in training mode one fused kernel (two reads of ``x``, one
+        write of ``z_norm`` and of the output) when numba is available, else numpy."""
+        self._fused_out = None
+        if not (training and x.ndim == 2 and len(x) >= self.min_batch_size and x.dtype == self.dtype):
+            return super().forward_relu(x, training)
+        x = np.ascontiguousarray(x)
+        k = kernels.usable(x, self.params["gamma"])
+        if k is None:
+            return super().forward_relu(x, training)
+        m = len(x)
+        if self._scalars is None or self._scalars[0] != m:
+            dt = x.dtype.type
+            self._scalars = (m, dt(self.eps), dt(self.momentum), dt(1.0 / m), dt(m / (m - 1)))
+        _, eps, momentum, inv_m, unbias = self._scalars
+        z_norm, out = np.empty_like(x), np.empty_like(x)
+        inv_std = np.empty(self.num_features, dtype=x.dtype)
+        k.bn_relu_train(x, self.params["gamma"], self.params["beta"], eps, momentum, inv_m, unbias,
+                        self.running_mean, self.running_var, self.batch_mean, self.batch_var, inv_std, z_norm, out)
+        self._z_norm, self._inv_std, self._training, self._fused_out = z_norm, inv_std, True, out
+        return out
+
+    def backward_relu(self, dh: np.ndarray) -> np.ndarray:
+        out = self._fused_out
+        if out is None:
+            return super().backward_relu(dh)
+        if dh.dtype != out.dtype or dh.shape != out.shape:  # e.g. a float64 gradient into a float32 layer
+            return self.backward(dh * (out > 0))
+        dh = np.ascontiguousarray(dh)
+        dx = np.empty_like(dh)
+        kernels.compiled().relu_bn_backward(dh, out, self._z_norm, self.params["gamma"], self._inv_std,
+                                            self._scalars[3], self.grads["gamma"], self.grads["beta"], dx)
         return dx
 
     def state(self) -> dict[str, np.ndarray]:
