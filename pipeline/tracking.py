@@ -8,6 +8,7 @@ the store while the run is going without one write per value.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -78,6 +79,39 @@ def enable_wal(db: Path) -> None:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error:
+        pass
+
+
+_FAST_STORES: set[str] = set()
+
+
+def tune_sqlite_store(db: Path) -> None:
+    """Every connection this process opens to the SQLite store ``db`` from now on (MLflow's
+    included) runs in WAL mode with ``synchronous=NORMAL``: commits no longer wait for an fsync
+    (about a fifth of a trial's tracking time here). In WAL mode that is still safe from
+    corruption; a power cut, not a crash, may lose the last commits."""
+    _FAST_STORES.add(os.path.realpath(db))
+    _listen_for_connections()
+
+
+@functools.cache
+def _listen_for_connections() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "connect", _on_connect)
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    import sqlite3
+
+    if not isinstance(dbapi_conn, sqlite3.Connection):
+        return
+    try:
+        files = {row[2] for row in dbapi_conn.execute("PRAGMA database_list") if row[1] == "main"}
+        if files & _FAST_STORES and dbapi_conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error:  # busy: this connection keeps SQLite's defaults
         pass
 
 
@@ -173,6 +207,7 @@ class MlflowTracker:
         db = sqlite_path(self.uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
+            tune_sqlite_store(db)
         return MlflowClient(tracking_uri=self.uri)
 
     @property

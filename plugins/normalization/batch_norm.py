@@ -151,14 +151,10 @@ class BatchNorm(Normalization):
         return {"running_mean": self.running_mean.copy(), "running_var": self.running_var.copy()}
 
     def metrics(self) -> dict[str, float]:
-        """Averages of the running statistics, and ``batch_drift``: the mean over features of
-        ``|batch_mean - running_mean| / sqrt(running_var + eps)`` for the latest training
-        batch, i.e. how many running standard deviations its mean sits from the running mean."""
-        drift = np.abs(self.batch_mean - self.running_mean) / np.sqrt(self.running_var + self.eps)
+        """Averages over features of the running statistics (logged every epoch)."""
         return {
             "running_mean_avg": float(self.running_mean.mean()),
             "running_var_avg": float(self.running_var.mean()),
-            "batch_drift": float(drift.mean()),
         }
 
     def __repr__(self) -> str:
