@@ -74,8 +74,10 @@ def table(results: dict[str, Any], quick: bool) -> str:
         rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
                     f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
     if r.get("peak_rss_mb") is not None:
-        rows.append(f"| memory over {r['memory_trials']} trials in one process | peak {fmt(r['peak_rss_mb'])} MB, "
-                    f"{fmt(r['rss_growth_kb_per_trial'])} KB/trial growth | flat | |")
+        rows.append(f"| memory of a {r['memory_trials']}-trial search in one process (MLflow on) | peak "
+                    f"{fmt(r['peak_rss_mb'])} MB; then {fmt(r['rss_growth_kb_per_trial'])} KB/trial over trials "
+                    f"{r['memory_trials']}-{r['memory_trials_total']} | flat (<= 20 KB/trial) | "
+                    f"{'' if quick else ('met' if r['rss_growth_kb_per_trial'] <= 20 else '**not met**')} |")
     if r.get("search_quality") is not None:
         norms = sorted({n for by in r["search_quality"].values() for n in by})
         rows.append("")
