@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
+TRUST_SHRINK = 0.6
 
 
 def default_space() -> Any:
@@ -87,18 +88,20 @@ def measure(quick: bool) -> dict[str, Any]:
                 return [Outcome(objective(p)) for p in proposals]
 
             for seed in seeds:
-                plans = {  # method: (sampler, rounds, trials per round, top_k)
-                    "zoom+log_random": (LogRandomSampler(seed), rounds, per_round, None),
-                    # the tuned policy at the same budget: more, smaller rounds around fewer trials
-                    f"zoom+log_random {rounds + 1}x{budget // (rounds + 1)} top3":
-                        (LogRandomSampler(seed), rounds + 1, budget // (rounds + 1), 3),
-                    "log_random": (LogRandomSampler(seed), 1, budget, None),
-                    "random": (RandomSampler(seed), 1, budget, None),
-                    "grid": (GridSampler(seed), 1, budget, None),
+                plans = {  # method: (sampler, rounds, trials per round, top_k, zoom mode)
+                    "zoom+log_random": (LogRandomSampler(seed), rounds, per_round, None, "span"),
+                    # the trust-region policy at the same budget: four rounds, each 0.6 x the last
+                    # round's width around the best trial so far
+                    f"zoom+log_random {rounds + 1}x{budget // (rounds + 1)} trust x{TRUST_SHRINK}":
+                        (LogRandomSampler(seed), rounds + 1, budget // (rounds + 1), 3, "trust"),
+                    "log_random": (LogRandomSampler(seed), 1, budget, None, "span"),
+                    "random": (RandomSampler(seed), 1, budget, None, "span"),
+                    "grid": (GridSampler(seed), 1, budget, None, "span"),
                 }
-                for method, (sampler, n_rounds, n_trials, top_k) in plans.items():
+                for method, (sampler, n_rounds, n_trials, top_k, mode) in plans.items():
                     result = search(space, sampler, evaluate, rounds=n_rounds, trials_per_round=n_trials,
-                                    top_k=min(top_k, n_trials) if top_k else None, top_fraction=0.25, margin=0.1)
+                                    top_k=min(top_k, n_trials) if top_k else None, top_fraction=0.25, margin=0.1,
+                                    mode=mode, shrink=TRUST_SHRINK)
                     value = result.best.value if result.best else float("nan")
                     best.setdefault(method, {}).setdefault(norm, []).append(value)
                 if have_optuna:

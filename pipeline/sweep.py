@@ -107,12 +107,15 @@ def search(
     top_fraction: float = 0.25,
     margin: float = 0.1,
     min_width: float = MIN_WIDTH,
+    mode: str = "span",
+    shrink: float = 0.5,
     max_failure_rate: float = 1.0,
     stream: tuple[int, ...] = (),
     on_round: Callable[[Round], None] | None = None,
 ) -> SearchResult:
     """Run ``rounds`` rounds of ``trials_per_round`` trials, zooming after each round onto the
-    ``top_k`` (or ``top_fraction`` of a round) best successful trials so far.
+    ``top_k`` (or ``top_fraction`` of a round) best successful trials so far (``mode`` and
+    ``shrink``: see :mod:`pipeline.zoom`).
 
     Raises :class:`TooManyFailures` (after ``on_round`` saw the round) when the failed share of
     all trials so far exceeds ``max_failure_rate``.
@@ -136,8 +139,8 @@ def search(
         everything = result.trials + trials
         ranked = top_trials([{"value": t.value, "trial": t} for t in everything if t.ok], k, direction)
         top = [entry["trial"] for entry in ranked]
-        next_space = zoom(space, original, [t.params for t in top], margin=margin,
-                          scale_of=sampler.scale_of, min_width=min_width) if top else space
+        next_space = zoom(space, original, [t.params for t in top], margin=margin, scale_of=sampler.scale_of,
+                          min_width=min_width, mode=mode, shrink=shrink) if top else space
         record = Round(r, space, trials, top[0] if top else None, next_space, sampler.notes[notes_before:])
         result.rounds.append(record)
         if on_round is not None:

@@ -1,14 +1,20 @@
 """Coarse to fine: shrink a search space around the best trials.
 
-For each dimension, given the ``top`` trials' values:
+Two modes, both per dimension and *in the dimension's own scale* (log for log, log(1 - x) for
+log1m), so the next space is again a product of intervals, ranges and choices that Hydra's
+override grammar can write down:
 
-* interval: the span of the top values *in the dimension's own scale* (log for log, log(1 - x)
-  for log1m), widened on each side by ``margin`` times the current width, never narrower than
-  ``min_width`` times the original width (so a zoomed interval never collapses to a point and
-  always re-validates), kept inside the original bounds. Float bounds are rounded outward to 4
-  significant digits for readable YAML; integer bounds are rounded outward to integers.
-* range: the same on the positions of its ordered values (at least 2 values kept).
-* choice: the values seen among the top trials (original order).
+* ``span`` (default): the span of the ``top`` trials' values, widened on each side by
+  ``margin`` times the current width.
+* ``trust``: a trust region around the best trial: ``shrink`` times the current width, centred
+  on the best value (shifted inside the original bounds). It ignores how the other top trials
+  are spread, so it concentrates each round near the incumbent whatever the first rounds drew.
+
+Either way an interval is never narrower than ``min_width`` times the original width (so it never
+collapses to a point and always re-validates) and stays inside the original bounds; float
+bounds are rounded outward to 4 significant digits for readable YAML, integer bounds outward to
+integers. A range is zoomed the same way on the positions of its ordered values (at least 2
+kept); a choice keeps the values seen among the top trials (original order).
 
 Pure functions: no Hydra, no MLflow.
 """
@@ -24,6 +30,7 @@ from typing import Any
 from pipeline.search import Choice, Interval, Range, SearchSpace, from_unit, to_unit
 
 MIN_WIDTH = 0.05  # a zoomed interval keeps at least 5% of the original width (in its scale)
+MODES = ("span", "trust")
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.yaml"
 
@@ -36,22 +43,30 @@ def zoom(
     margin: float,
     scale_of: Callable[[Interval], str],
     min_width: float = MIN_WIDTH,
+    mode: str = "span",
+    shrink: float = 0.5,
 ) -> SearchSpace:
-    """The space for the next round: ``space`` narrowed around the ``top`` trials' params."""
+    """The space for the next round: ``space`` narrowed around the ``top`` trials' params
+    (best first; ``trust`` mode centres on ``top[0]``)."""
     if not top:
         return space
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not 0 < shrink <= 1:
+        raise ValueError(f"shrink must be in (0, 1], got {shrink}")
     dims = []
     for dim in space.dims:
         first = original.dim(dim.key)
         values = [t[dim.key] for t in top]
         if isinstance(dim, Interval):
             assert isinstance(first, Interval)
-            dims.append(_zoom_interval(dim, first, values, margin, scale_of(first), min_width))
+            dims.append(_zoom_interval(dim, first, values, margin, scale_of(first), min_width,
+                                       shrink if mode == "trust" else None))
         elif isinstance(dim, Range):
             assert isinstance(first, Range)
-            dims.append(_zoom_range(dim, first, values, margin, min_width))
+            dims.append(_zoom_range(dim, first, values, margin, min_width, shrink if mode == "trust" else None))
         else:
             seen = {str(v) for v in values}
             dims.append(Choice(dim.key, tuple(v for v in dim.values if v in seen) or dim.values,
@@ -60,16 +75,21 @@ def zoom(
 
 
 def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], margin: float,
-                   scale: str, min_width: float) -> Interval:
+                   scale: str, min_width: float, shrink: float | None = None) -> Interval:
+    """``shrink`` set: trust mode around ``values[0]``; else the span of ``values`` + margin."""
     def unit(x: float) -> float:
         return float(to_unit(scale, x))
 
     o_lo, o_hi = sorted((unit(first.low), unit(first.high)))
     c_lo, c_hi = sorted((unit(dim.low), unit(dim.high)))
     ts = [unit(v) for v in values]
-    lo, hi = min(ts), max(ts)
-    pad = margin * (c_hi - c_lo)
-    lo, hi = lo - pad, hi + pad
+    if shrink is None:
+        pad = margin * (c_hi - c_lo)
+        lo, hi = min(ts) - pad, max(ts) + pad
+    else:
+        width = shrink * (c_hi - c_lo)
+        lo = min(max(ts[0] - width / 2, o_lo), o_hi - width)  # centred, shifted off a bound
+        hi = lo + width
     lo, hi = max(lo, o_lo), min(hi, o_hi)  # clip to the original bounds
     floor_width = min_width * (o_hi - o_lo)
     if hi - lo < floor_width:  # widen around the centre, shifted off an original bound
@@ -92,7 +112,8 @@ def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], marg
     return Interval(dim.key, new_lo, new_hi, False, dim.scale, dim.override_key)
 
 
-def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float, min_width: float) -> Range:
+def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float, min_width: float,
+                shrink: float | None = None) -> Range:
     grid = first.values
     current = dim.values
 
@@ -100,9 +121,13 @@ def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float
         return min(range(len(grid)), key=lambda i: abs(grid[i] - float(v)))
 
     pos = [position(v) for v in values]
-    lo, hi = min(pos), max(pos)
-    pad = math.ceil(margin * len(current))
-    lo, hi = lo - pad, hi + pad
+    if shrink is None:
+        pad = math.ceil(margin * len(current))
+        lo, hi = min(pos) - pad, max(pos) + pad
+    else:  # trust: shrink x the current count of values, centred on the best
+        keep = max(1, math.ceil(shrink * len(current)))
+        lo = min(max(pos[0] - (keep - 1) // 2, 0), max(0, len(grid) - keep))
+        hi = lo + keep - 1
     need = max(2, math.ceil(min_width * len(grid)))
     while hi - lo + 1 < need:
         lo, hi = lo - 1, hi + 1
@@ -172,7 +197,8 @@ def dims_summary(space: SearchSpace, scale_of: Callable[[Interval], str]) -> lis
 
 
 def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float | None = None,
-                   min_width: float | None = None) -> tuple[SearchSpace, Path]:
+                   min_width: float | None = None, mode: str | None = None,
+                   shrink: float | None = None) -> tuple[SearchSpace, Path]:
     """Run the zoom stage on its own over a finished (or interrupted) search directory: read its
     ``optimization_results.yaml`` and ``trials.yaml``, zoom the last round's space onto the best
     trials so far, and write it as the next ``zoom/round_<r>.yaml``. Returns the space and path."""
@@ -197,7 +223,9 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
     space = zoom(current, original, [t["params"] for t in best],
                  margin=settings.get("margin", 0.1) if margin is None else margin,
                  scale_of=lambda d: scales.get(d.key) or d.scale or "linear",
-                 min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width)
+                 min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width,
+                 mode=mode or settings.get("zoom", "span"),
+                 shrink=settings.get("shrink", 0.5) if shrink is None else shrink)
     target = directory / "zoom" / f"round_{len(rounds) + 1}.yaml"
     write_space(target, space, header=f"zoomed on its own after round {len(rounds)} of {directory}")
     return space, target
@@ -212,10 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=None, help="zoom onto this many best trials")
     parser.add_argument("--margin", type=float, default=None, help="widen by this share of the width")
     parser.add_argument("--min-width", type=float, default=None, help="floor, as a share of the original width")
+    parser.add_argument("--mode", choices=MODES, default=None, help="span of the top trials, or trust region")
+    parser.add_argument("--shrink", type=float, default=None, help="trust mode: share of the current width kept")
     args = parser.parse_args(argv)
     try:
         space, target = zoom_directory(args.directory, top_k=args.top_k, margin=args.margin,
-                                       min_width=args.min_width)
+                                       min_width=args.min_width, mode=args.mode, shrink=args.shrink)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,8 @@ CASES = [
     (["hydra.sweeper.trials_per_round=-1"], None, "hydra.sweeper.trials_per_round=-1: must be a positive"),
     (["hydra.sweeper.top_k=17"], None, "hydra.sweeper.top_k=17: larger than a round"),
     (["hydra.sweeper.margin=-0.1"], None, "hydra.sweeper.margin=-0.1: must be >= 0"),
+    (["hydra.sweeper.zoom=box"], None, "hydra.sweeper.zoom='box': must be one of span, trust"),
+    (["hydra.sweeper.shrink=0"], None, "hydra.sweeper.shrink=0.0: must be in (0, 1]"),
     (["objective.direction=up"], None, "objective.direction='up': must be"),
     (["objective.metric=accuracy"], None, "objective.metric='accuracy': must be one of"),
     (["objective.metric=test_acc"], None, "held out and never used to choose"),

@@ -42,15 +42,27 @@ def test_zoom_approaches_the_optimum_and_narrows() -> None:
     assert final.low < 1e-3 < final.high
 
 
-def test_zoom_beats_one_round_of_the_same_budget() -> None:
+@pytest.mark.parametrize("mode", ["span", "trust"])
+def test_zoom_beats_one_round_of_the_same_budget(mode: str) -> None:
     """Median over seeds: 4 zoomed rounds of 24 beat a single round of 96 samples."""
     zoomed, flat = [], []
     for seed in range(7):
         zoomed.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=4,
-                             trials_per_round=24, top_k=4, margin=0.1).best.value)
+                             trials_per_round=24, top_k=4, margin=0.1, mode=mode, shrink=0.5).best.value)
         flat.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=1,
                            trials_per_round=96).best.value)
     assert sorted(zoomed)[3] < sorted(flat)[3]
+
+
+def test_trust_mode_halves_the_width_around_the_incumbent_each_round() -> None:
+    result = search(SPACE, LogRandomSampler(seed=0), evaluator(bowl), rounds=4, trials_per_round=16,
+                    top_k=3, mode="trust", shrink=0.5)
+    widths = [math.log(r.space.dim("lr").high / r.space.dim("lr").low) for r in result.rounds]
+    for before, after in zip(widths, widths[1:], strict=False):
+        assert after == pytest.approx(before / 2, rel=0.01)
+    for r in result.rounds:  # each next space is centred on the best so far (inside the bounds)
+        lr, best = r.next_space.dim("lr"), r.best.params["lr"]
+        assert lr.low <= best <= lr.high
 
 
 def test_maximize() -> None:

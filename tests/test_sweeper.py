@@ -226,3 +226,22 @@ def test_plugins_are_discovered_from_another_directory(tmp_path: Path) -> None:
     proc = run(tmp_path, "--info", "plugins")
     assert proc.returncode == 0, proc.stderr
     assert "ZoomSweeper" in proc.stdout and "JoblibLauncher" in proc.stdout and "BasicLauncher" in proc.stdout
+
+
+def test_trust_zoom_through_hydra(tmp_path: Path) -> None:
+    """zoom=trust from the command line: recorded in the results, each round keeps half the
+    values around the best, and the dry run names the policy."""
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "sphere", app)
+    dry = run(app, "sphere.py", "-m", "hydra.sweep.dir=dry", "hydra.sweeper.zoom=trust", "hydra.sweeper.dry_run=true",
+              module="")
+    assert dry.returncode == 0 and "trust region of 0.5 x the width around the best" in dry.stdout
+    proc = run(app, "sphere.py", "-m", "hydra.sweep.dir=out", "hydra.sweeper.zoom=trust", "hydra.sweeper.shrink=0.5",
+               module="")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = yaml.safe_load((app / "out" / "optimization_results.yaml").read_text())
+    assert results["settings"]["zoom"] == "trust" and results["settings"]["shrink"] == 0.5
+    sizes = [len(parse(r["space"]).dim("x").values) for r in results["rounds"]]
+    assert sizes == [22, 11, 6]
+    last = parse(results["rounds"][-1]["space"]).dim("x").values  # centred on the incumbent
+    assert min(last) <= results["best_params"]["x"] <= max(last)

@@ -115,3 +115,40 @@ def test_space_file_round_trip(tmp_path: Path) -> None:
     assert path.read_text().startswith("# @package hydra.sweeper.params\n")
     assert parse(read_space(path)).dims == z.dims
     assert not list(path.parent.glob(".*.tmp"))  # atomic write leaves no temp file
+
+
+def _trust(top: list[dict], shrink: float = 0.5, space=ORIGINAL):
+    return zoom(space, ORIGINAL, top, margin=0.1, scale_of=LOG, mode="trust", shrink=shrink)
+
+
+def test_trust_region_is_shrink_times_the_width_centred_on_the_best() -> None:
+    z = _trust(TOP)  # the best is TOP[0]; the second trial's spread plays no part
+    lr = z.dim("lr")
+    half = 0.25 * math.log(1e4)
+    assert math.log(lr.low) == pytest.approx(math.log(0.01) - half, abs=1e-3)
+    assert math.log(lr.high) == pytest.approx(math.log(0.01) + half, abs=1e-3)
+    m = z.dim("momentum")
+    full = math.log(0.5) - math.log(0.001)
+    assert math.log(1 - m.high) == pytest.approx(math.log(0.1) - full / 4, abs=2e-3)
+    assert math.log(1 - m.low) == pytest.approx(math.log(0.1) + full / 4, abs=2e-3)
+    assert z.dim("x").values == [-1, 0, 1, 2, 3]  # 5 of 10 positions around x=1
+    assert z.dim("batch").values == ("32", "64")  # choices: what the top trials used, original order
+    # and again: each round halves the width around the best
+    lr2 = zoom(z, ORIGINAL, TOP, margin=0.1, scale_of=LOG, mode="trust", shrink=0.5).dim("lr")
+    assert math.log(lr2.high / lr2.low) == pytest.approx(math.log(1e4) / 4, rel=1e-3)
+
+
+def test_trust_region_slides_off_a_bound_instead_of_shrinking() -> None:
+    top = [{"lr": 0.9, "momentum": 0.51, "width": 500, "batch": "32", "x": -5}]
+    z = _trust(top)
+    lr = z.dim("lr")
+    assert lr.high == 1 and math.log(lr.high / lr.low) == pytest.approx(0.5 * math.log(1e4), rel=1e-3)
+    assert z.dim("momentum").low == 0.5 and z.dim("width").high == 512
+    assert z.dim("x").values == [-5, -4, -3, -2, -1]
+
+
+def test_bad_mode_or_shrink_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        zoom(ORIGINAL, ORIGINAL, TOP, margin=0.1, scale_of=LOG, mode="box")
+    with pytest.raises(ValueError, match="shrink"):
+        _trust(TOP, shrink=0.0)

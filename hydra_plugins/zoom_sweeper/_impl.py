@@ -34,6 +34,7 @@ from pipeline.results import (
 from pipeline.search import Choice, Interval, SearchSpace, check_dimension, parse
 from pipeline.sweep import Outcome, Round, SearchResult, TooManyFailures, Trial, search, top_count
 from pipeline.tracking import MlflowTracker, resolve_uri
+from pipeline.zoom import MODES as ZOOM_MODES
 from pipeline.zoom import TRIALS_FILE, dims_summary, write_space
 from plugins.samplers.base import Sampler
 
@@ -72,7 +73,9 @@ class ZoomSweeperImpl:
         trials_per_round: int = 16,
         top_k: int | None = None,
         top_fraction: float = 0.25,
+        zoom: str = "span",
         margin: float = 0.1,
+        shrink: float = 0.5,
         min_width: float = 0.05,
         max_failure_rate: float = 0.5,
         dry_run: bool = False,
@@ -92,7 +95,9 @@ class ZoomSweeperImpl:
         self.trials_per_round = trials_per_round
         self.top_k = top_k
         self.top_fraction = top_fraction
+        self.zoom = zoom
         self.margin = margin
+        self.shrink = shrink
         self.min_width = min_width
         self.max_failure_rate = max_failure_rate
         self.dry_run = dry_run
@@ -241,8 +246,12 @@ class ZoomSweeperImpl:
                                   f"larger than a round (trials_per_round={self.trials_per_round})")
         if not 0 < self.top_fraction <= 1:
             raise ConfigError("hydra.sweeper.top_fraction", self.top_fraction, "must be in (0, 1]")
+        if self.zoom not in ZOOM_MODES:
+            raise ConfigError("hydra.sweeper.zoom", self.zoom, f"must be one of {', '.join(ZOOM_MODES)}")
         if not self.margin >= 0:
             raise ConfigError("hydra.sweeper.margin", self.margin, "must be >= 0")
+        if not 0 < self.shrink <= 1:
+            raise ConfigError("hydra.sweeper.shrink", self.shrink, "must be in (0, 1]")
         if not 0 < self.min_width <= 1:
             raise ConfigError("hydra.sweeper.min_width", self.min_width, "must be in (0, 1]")
         if not 0 <= self.max_failure_rate <= 1:
@@ -331,11 +340,16 @@ class ZoomSweeperImpl:
             raise ConfigError(key, type(sampler).__name__, "is not a plugins.samplers.base.Sampler")
         return sampler
 
+    def _policy(self, k: int) -> str:
+        if self.zoom == "trust":
+            return f"zoom: trust region of {self.shrink} x the width around the best (top {k} keep the choices)"
+        return f"zoom onto the span of the top {k} with margin {self.margin}"
+
     def _print_dry_run(self, plans: list[Plan]) -> None:
         k = top_count(self.trials_per_round, self.top_k, self.top_fraction)
         total = len(plans) * self.rounds * self.trials_per_round
         print(f"Dry run: {len(plans)} search(es) x {self.rounds} rounds x {self.trials_per_round} trials "
-              f"= {total} trials; zoom onto the top {k} with margin {self.margin}. Nothing launched.")
+              f"= {total} trials; {self._policy(k)}. Nothing launched.")
         for plan in plans:
             print(f"\n[{plan.label}] sampler {plan.sampler!r}, direction {plan.direction}"
                   + (f" of {plan.metric}" if plan.metric else ""))
@@ -364,7 +378,8 @@ class ZoomSweeperImpl:
             self._mark_interrupted_runs(plans, parent)
             return parent
         settings = {"rounds": self.rounds, "trials_per_round": self.trials_per_round, "top_k": self.top_k,
-                    "top_fraction": self.top_fraction, "margin": self.margin, "min_width": self.min_width,
+                    "top_fraction": self.top_fraction, "zoom": self.zoom, "margin": self.margin,
+                    "shrink": self.shrink, "min_width": self.min_width,
                     "max_failure_rate": self.max_failure_rate, "direction": plans[0].direction,
                     "metric": plans[0].metric}
         params = {f"sweeper.{k}": v for k, v in settings.items()}
@@ -451,7 +466,8 @@ class ZoomSweeperImpl:
             plan.result = search(
                 plan.space, plan.sampler, evaluate, rounds=self.rounds, trials_per_round=self.trials_per_round,
                 direction=plan.direction, top_k=self.top_k, top_fraction=self.top_fraction, margin=self.margin,
-                min_width=self.min_width, max_failure_rate=self.max_failure_rate, stream=(plan.index,),
+                min_width=self.min_width, mode=self.zoom, shrink=self.shrink,
+                max_failure_rate=self.max_failure_rate, stream=(plan.index,),
                 on_round=on_round)
         finally:
             if plan.run is not None and plan.run is not parent:
@@ -529,7 +545,8 @@ class ZoomSweeperImpl:
         out["sampler"] = plan.sampler_name
         out["scales"] = {d.key: plan.sampler.scale_of(d) for d in plan.space.dims if isinstance(d, Interval)}
         out["settings"] = {"top_k": top_count(self.trials_per_round, self.top_k, self.top_fraction),
-                           "margin": self.margin, "min_width": self.min_width}
+                           "zoom": self.zoom, "margin": self.margin, "shrink": self.shrink,
+                           "min_width": self.min_width}
         out["best_value"] = best.value if best else None
         out["best_params"] = dict(best.params) if best else None
         if best is not None:

@@ -18,11 +18,14 @@ class ZoomSweeperConf:
     rounds: int = 3
     trials_per_round: int = 16
     # The next round zooms onto the top_k best successful trials so far (or, when top_k is
-    # null, onto top_fraction of a round), widened by margin x the current width in each
-    # dimension's scale, never narrower than min_width x the original width.
+    # null, onto top_fraction of a round), in each dimension's scale: zoom=span keeps their span
+    # widened by margin x the current width; zoom=trust keeps shrink x the current width centred
+    # on the best trial. Never narrower than min_width x the original width.
     top_k: Optional[int] = None
     top_fraction: float = 0.25
+    zoom: str = "span"
     margin: float = 0.1
+    shrink: float = 0.5
     min_width: float = 0.05
     # Stop the sweep when more than this share of the trials so far has failed.
     max_failure_rate: float = 0.5
