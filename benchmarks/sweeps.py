@@ -129,6 +129,18 @@ def _rss_mb() -> float:
 
 
 def memory(quick: bool) -> dict[str, Any]:
+    """:func:`memory_in_process` in a fresh interpreter, so what the other parts loaded (PyTorch,
+    Optuna, thousands of quality trials) is not counted."""
+    code = ("import json, sys, pipeline\nfrom benchmarks.sweeps import memory_in_process\n"
+            f"print('RESULT ' + json.dumps(memory_in_process({quick!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory benchmark failed:\n{proc.stderr[-3000:]}")
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def memory_in_process(quick: bool) -> dict[str, Any]:
     """Resident memory over a search in one process (MLflow on). The first ~50 trials fill
     bounded caches (SQLite's page cache, SQLAlchemy's statement cache grow with the store, then
     stop), so the leak check is the growth per trial *after* a 50-trial sweep: trials 50-150."""
