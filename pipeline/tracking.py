@@ -69,27 +69,15 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
                           "start one (mlflow server ...), fix tracking.uri, or set tracking.enabled=false") from None
 
 
-def enable_wal(db: Path) -> None:
-    """Switch a SQLite store to write-ahead logging (persistent in the file): readers no longer
-    block the writer, which parallel trials need. Best effort: a busy store stays as it is."""
-    import sqlite3
-
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error:
-        pass
-
-
 _FAST_STORES: set[str] = set()
 
 
 def tune_sqlite_store(db: Path) -> None:
     """Every connection this process opens to the SQLite store ``db`` from now on (MLflow's
-    included) runs in WAL mode with ``synchronous=NORMAL``: commits no longer wait for an fsync
-    (about a fifth of a trial's tracking time here). In WAL mode that is still safe from
-    corruption; a power cut, not a crash, may lose the last commits."""
+    included) runs in WAL mode (persistent in the file: readers no longer block the writer, which
+    parallel trials need) with ``synchronous=NORMAL``: commits no longer wait for an fsync (about
+    a fifth of a trial's tracking time here). In WAL mode that is still safe from corruption; a
+    power cut, not a crash, may lose the last commits. A busy store keeps SQLite's defaults."""
     _FAST_STORES.add(os.path.realpath(db))
     _listen_for_connections()
 
@@ -227,9 +215,6 @@ class MlflowTracker:
         key = (self.uri, self.experiment)
         if key not in _EXPERIMENTS:  # one look-up per process (a sweep runs many trials in one)
             _EXPERIMENTS[key] = ensure_experiment(client, self.experiment, default_artifact_location(self.uri))
-            db = sqlite_path(self.uri)
-            if db is not None:
-                enable_wal(db)
         run_tags = {**default_tags(), **tags}
         if self.parent_run_id:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
