@@ -73,6 +73,10 @@ def table(results: dict[str, Any], quick: bool) -> str:
     if r.get("mlflow_import_s") is not None:
         rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
                     f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
+    if r.get("parallel_speedups") is not None:
+        pairs = ", ".join(fmt(x) + "x" for x in r["parallel_speedups"])
+        rows.append(f"| joblib vs basic: {r['parallel_trials']} trials of {fmt(r['parallel_trial_s'])} s; wall (s); "
+                    f"each pair | {fmt(r['joblib_wall_s'])} vs {fmt(r['basic_wall_s'])}; {pairs} | | |")
     if r.get("peak_rss_mb") is not None:
         rows.append(f"| memory of a {r['memory_trials']}-trial search in one process (MLflow on) | peak "
                     f"{fmt(r['peak_rss_mb'])} MB; then {fmt(r['rss_growth_kb_per_trial'])} KB/trial over trials "

@@ -34,6 +34,7 @@ from pipeline.results import (
 from pipeline.search import Choice, Interval, SearchSpace, check_dimension, parse
 from pipeline.sweep import Outcome, Round, SearchResult, TooManyFailures, Trial, search, top_count
 from pipeline.tracking import MlflowTracker, resolve_uri
+from pipeline.workers import JoblibWarmup
 from pipeline.zoom import MODES as ZOOM_MODES
 from pipeline.zoom import TRIALS_FILE, dims_summary, write_space
 from plugins.samplers.base import Sampler
@@ -115,6 +116,7 @@ class ZoomSweeperImpl:
         self.seed_key = seed_key
         self.n_plans = 1
         self.state: dict[str, Any] = {}
+        self.warmup: JoblibWarmup | None = None
 
     # --- Hydra entry points ---------------------------------------------------------------
 
@@ -129,12 +131,16 @@ class ZoomSweeperImpl:
         try:
             self._check_settings()
             space = parse(_plain(self.params), arguments)
+            if not self.dry_run:  # process-pool workers start and import while this process plans
+                self.warmup = JoblibWarmup(self.launcher, tracking=_tracking_on(self.config)).start()
             combos = space.combinations()
             self.n_plans = len(combos)
             plans = [self._plan(space, combo, i, len(combos) > 1) for i, combo in enumerate(combos)]
             if not self.dry_run:
                 self.state = self._load_state(arguments)
         except ConfigError as exc:
+            if self.warmup is not None:
+                self.warmup.cancel()
             _user_error(exc)
         if self.dry_run:
             self._print_dry_run(plans)
@@ -400,6 +406,11 @@ class ZoomSweeperImpl:
                 plan.run = parent
         return parent
 
+    def _launch(self, overrides: list[list[str]], first_job: int) -> Sequence[JobReturn]:
+        if self.warmup is not None:
+            self.warmup.wait()
+        return self.launcher.launch(overrides, initial_job_idx=first_job)
+
     def _run_plan(self, plan: Plan, parent: MlflowTracker | None, crossed: bool) -> None:
         log.info(f"[{plan.label}] {self.rounds} rounds x {self.trials_per_round} trials, {plan.sampler!r}")
 
@@ -431,7 +442,7 @@ class ZoomSweeperImpl:
             self.progress.watch(plan.label, r, [self.sweep_dir / f"{subdir}{first + i}" for i in range(len(proposals))],
                                 proposals)
             for chunk in _consecutive(batch):  # launchers number jobs consecutively
-                returns = self.launcher.launch([o for _, o in chunk], initial_job_idx=first + chunk[0][0])
+                returns = self._launch([o for _, o in chunk], first + chunk[0][0])
                 for (i, _), ret in zip(chunk, returns, strict=True):
                     outcomes[i] = _outcome(ret)
                     if outcomes[i].value is None:
@@ -507,7 +518,7 @@ class ZoomSweeperImpl:
                 batch.append((slot, overrides))
         log.info(f"[{plan.label}] noise floor: {len(ranked)} best configurations x {self.final_seeds} more seeds")
         for chunk in _consecutive(batch):
-            returns = self.launcher.launch([o for _, o in chunk], initial_job_idx=first + chunk[0][0])
+            returns = self._launch([o for _, o in chunk], first + chunk[0][0])
             for (slot, _), ret in zip(chunk, returns, strict=True):
                 outcomes[slot] = _outcome(ret)
         configs, variances = [], []
@@ -878,6 +889,11 @@ def _end_runs(plans: list[Plan], parent: MlflowTracker | None, status: str,
             plan.run.end(status)
     if parent is not None:
         parent.end(status, tags)
+
+
+def _tracking_on(config: DictConfig) -> bool:
+    tracking = config.get("tracking")
+    return not isinstance(tracking, DictConfig) or bool(tracking.get("enabled", True))
 
 
 def _user_error(exc: ConfigError) -> None:
