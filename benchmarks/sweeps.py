@@ -132,9 +132,11 @@ def tracking_share(quick: bool) -> dict[str, Any]:
             "tracking_calls_s": statistics.median(calls), "mlflow_import_s": import_s}
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory now (``VmRSS``) or its peak (``VmHWM``) in MB. Not ``getrusage``: Linux
+    keeps ``ru_maxrss`` across ``exec``, so a subprocess would report its parent's peak at fork."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -155,8 +157,6 @@ def memory_in_process(quick: bool) -> dict[str, Any]:
     """Resident memory over a search in one process (MLflow on). The first ~50 trials fill
     bounded caches (SQLite's page cache, SQLAlchemy's statement cache grow with the store, then
     stop), so the leak check is the growth per trial *after* a 50-trial sweep: trials 50-150."""
-    import resource
-
     from hydra import compose, initialize_config_dir
 
     from pipeline.train import run
@@ -169,7 +169,7 @@ def memory_in_process(quick: bool) -> dict[str, Any]:
             run(compose("config", [f"tracking.uri={uri}", "trainer.epochs=3", f"seed={i}"]), verbose=False)
             rss.append(_rss_mb())
             if i == n - 1:
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                peak = _rss_mb("VmHWM")
     late = (rss[-1] - rss[n - 1]) / (total - n) * 1024
     return {"peak_rss_mb": peak, "rss_first_mb": rss[0], "rss_after_sweep_mb": rss[n - 1], "rss_last_mb": rss[-1],
             "rss_growth_kb_per_trial": late, "memory_trials": n, "memory_trials_total": total}
