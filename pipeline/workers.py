@@ -60,7 +60,7 @@ class JoblibWarmup:
         cfg = getattr(launcher, "joblib", None)
         if type(launcher).__module__ != JOBLIB_LAUNCHER or not isinstance(cfg, Mapping):
             return
-        self.cfg = _parallel_kwargs(cfg)
+        self.cfg = cfg
         self.tracking = tracking
         self.thread = threading.Thread(target=self._run, name="joblib-warmup", daemon=True)
 
@@ -73,8 +73,9 @@ class JoblibWarmup:
         try:
             from joblib import Parallel, delayed, effective_n_jobs
 
-            workers = effective_n_jobs(self.cfg.get("n_jobs"))
-            self.warmed = dict(Parallel(**self.cfg)(delayed(warm_imports)(self.tracking) for _ in range(workers)))
+            kwargs = _parallel_kwargs(self.cfg)
+            workers = effective_n_jobs(kwargs.get("n_jobs"))
+            self.warmed = dict(Parallel(**kwargs)(delayed(warm_imports)(self.tracking) for _ in range(workers)))
         except Exception as exc:  # never fail a sweep over a warm-up
             log.debug(f"joblib warm-up skipped: {type(exc).__name__}: {exc}")
 
@@ -105,14 +106,10 @@ class JoblibWarmup:
 
 def _parallel_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``joblib.Parallel`` arguments exactly as Hydra's joblib launcher builds them (loky backend,
-    numeric strings as ints), so the warmed pool is the one the launcher reuses."""
+    its own conversion of numeric strings), so the warmed pool is the one the launcher reuses."""
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
     kwargs = dict(cfg)
     kwargs["backend"] = "loky"
-    for key in ("pre_dispatch", "batch_size", "max_nbytes"):
-        value = kwargs.get(key)
-        if value:
-            try:
-                kwargs[key] = int(value)
-            except (TypeError, ValueError):
-                pass
+    process_joblib_cfg(kwargs)
     return kwargs
