@@ -56,17 +56,17 @@ def zoom(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not 0 < shrink <= 1:
         raise ValueError(f"shrink must be in (0, 1], got {shrink}")
+    trust = shrink if mode == "trust" else None
     dims = []
     for dim in space.dims:
         first = original.dim(dim.key)
         values = [t[dim.key] for t in top]
         if isinstance(dim, Interval):
             assert isinstance(first, Interval)
-            dims.append(_zoom_interval(dim, first, values, margin, scale_of(first), min_width,
-                                       shrink if mode == "trust" else None))
+            dims.append(_zoom_interval(dim, first, values, margin, scale_of(first), min_width, trust))
         elif isinstance(dim, Range):
             assert isinstance(first, Range)
-            dims.append(_zoom_range(dim, first, values, margin, min_width, shrink if mode == "trust" else None))
+            dims.append(_zoom_range(dim, first, values, margin, min_width, trust))
         else:
             seen = {str(v) for v in values}
             dims.append(Choice(dim.key, tuple(v for v in dim.values if v in seen) or dim.values,
