@@ -321,9 +321,8 @@ class ZoomSweeperImpl:
                               "final_seeds re-runs the best trials with other seeds: the task config needs an "
                               f"integer at this key (got {base_seed!r})")
         tracking = None
-        tcfg = cfg.get("tracking")
-        if isinstance(tcfg, DictConfig) and tcfg.get("enabled", False):
-            tracking = OmegaConf.to_container(tcfg, resolve=True)
+        if _tracking_on(cfg):
+            tracking = OmegaConf.to_container(cfg.tracking, resolve=True)
             tracking["uri"] = resolve_uri(tracking.get("uri"))
         directory = self.sweep_dir / f"combo_{index}" if crossed else self.sweep_dir
         label = " ".join(combo) if combo else "all"
@@ -892,8 +891,9 @@ def _end_runs(plans: list[Plan], parent: MlflowTracker | None, status: str,
 
 
 def _tracking_on(config: DictConfig) -> bool:
+    """Whether trials track to MLflow: the rule :meth:`ZoomSweeperImpl._plan` applies per plan."""
     tracking = config.get("tracking")
-    return not isinstance(tracking, DictConfig) or bool(tracking.get("enabled", True))
+    return isinstance(tracking, DictConfig) and bool(tracking.get("enabled", False))
 
 
 def _user_error(exc: ConfigError) -> None:
