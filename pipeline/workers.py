@@ -86,7 +86,6 @@ class JoblibWarmup:
             if self.warmed:
                 log.debug(f"{len(self.warmed)} joblib workers warmed in {max(self.warmed.values()):.2f} s")
 
-
     def cancel(self) -> None:
         """Stop the warmed workers now (the sweep ends before launching anything): otherwise the
         interpreter's exit waits for their imports, ~2 s after a config error was printed."""
