@@ -58,6 +58,7 @@ def measure(quick: bool) -> dict[str, Any]:
 
     from pipeline.sweep import Outcome, search
     from pipeline.train import run
+    from pipeline.zoom import ZoomMode, ZoomPolicy
     from plugins.samplers.grid import GridSampler
     from plugins.samplers.log_random import LogRandomSampler
     from plugins.samplers.random import RandomSampler
@@ -100,8 +101,8 @@ def measure(quick: bool) -> dict[str, Any]:
                 }
                 for method, (sampler, n_rounds, n_trials, top_k, mode) in plans.items():
                     result = search(space, sampler, evaluate, rounds=n_rounds, trials_per_round=n_trials,
-                                    top_k=min(top_k, n_trials) if top_k else None, top_fraction=0.25, margin=0.1,
-                                    mode=mode, shrink=TRUST_SHRINK)
+                                    policy=ZoomPolicy(ZoomMode(mode), min(top_k, n_trials) if top_k else None,
+                                                      top_fraction=0.25, margin=0.1, shrink=TRUST_SHRINK))
                     value = result.best.value if result.best else float("nan")
                     best.setdefault(method, {}).setdefault(norm, []).append(value)
                 if have_optuna:

@@ -38,3 +38,24 @@ def _choose_openblas_kernels() -> None:
 
 
 _choose_openblas_kernels()
+
+
+def _tracking_uri(enabled: bool, uri: str | None) -> str | None:
+    """``${pipeline.tracking_uri:${tracking.enabled},${tracking.uri}}``: this app's store as the
+    sweeper's ``tracking.uri`` (the default SQLite file for null), or null when tracking is off.
+    Checked later, where a bad URI is reported as one line (pipeline.plan)."""
+    from pipeline.tracking import DEFAULT_DB
+
+    if not enabled:
+        return None
+    return uri if uri else f"sqlite:///{DEFAULT_DB.resolve()}"
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("pipeline.tracking_uri"):
+        OmegaConf.register_new_resolver("pipeline.tracking_uri", _tracking_uri)
+
+
+_register_resolvers()

@@ -10,8 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from pipeline.atomic import write_json_atomic
 from pipeline.errors import ConfigError
-from pipeline.results import METRICS_FILE, write_json_atomic
+from pipeline.sweep_dir import METRICS_FILE
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

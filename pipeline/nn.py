@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from pipeline import kernels
-from plugins.normalization.base import Normalization
+from pipeline.normalization import Normalization
 
 
 class Layer(Protocol):

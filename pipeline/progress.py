@@ -15,7 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from pipeline.results import RESULT_FILE, read_json
+from pipeline.atomic import read_json
+from pipeline.sweep_dir import RESULT_FILE
 
 log = logging.getLogger("pipeline.progress")
 # Loggers that print one line per launched job; the live display replaces them on a terminal.

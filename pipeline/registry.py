@@ -59,3 +59,17 @@ def _as_config_error(node: DictConfig, group: str, cause: BaseException) -> Conf
     if first in node:
         return ConfigError(f"{group}.{first}", node[first], text)
     return ConfigError(group, node.get("_target_"), f"{type(cause).__name__}: {text}")
+
+
+def resolve_callable(path: str | None, key: str) -> Any:
+    """The function at dotted ``path`` (``None`` when unset); a :class:`ConfigError` naming
+    ``key`` when it cannot be imported."""
+    if not path:
+        return None
+    import importlib
+
+    module, _, name = str(path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(key, path, f"cannot import it ({exc})") from None

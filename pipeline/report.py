@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.results import write_text_atomic
+from pipeline.atomic import write_text_atomic
 
 
 def leaderboard(trials: Sequence[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
@@ -75,3 +75,41 @@ def mlflow_ui_hint(uri: str, experiment_id: str | None) -> str:
         return f"MLflow UI: {uri.rstrip('/')}/{page}"
     return (f"MLflow UI: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
             f"           then open http://127.0.0.1:5000/{page}")
+
+
+def final_report(ranked: Sequence[Any], summary: Mapping[str, Any], board: Sequence[Mapping[str, Any]], *,
+                 metric: str | None, direction: str, results_path: Path, leaderboard_path: Path,
+                 reproduce: str, ui_hint: str | None) -> str:
+    """The text printed when a sweep ends: best value and params, held-out metrics, how to
+    reproduce, the noise floor, the top trials, where MLflow shows them and the importance.
+    ``ranked``: each search's outcomes (pipeline.summary.Outcomes), best search first."""
+    crossed = len(ranked) > 1
+    top = ranked[0]
+    best = top.best
+    params = " ".join(f"{k}={v}" for k, v in best.params.items())
+    lines = [f"Best {metric or 'objective'}={best.value:.6g} ({direction}) in round {best.round}: {params}"]
+    lines += [f"  [{o.search.label}] best {o.best.value:.6g}" for o in (ranked if crossed else [])]
+    if best.held_out:
+        lines.append("Held-out test of that trial (never used to choose): "
+                     + " ".join(f"{k}={v:.4f}" for k, v in sorted(best.held_out.items())))
+    lines.append(f"Reproduce: {summary.get('reproduce') or reproduce}")
+    for o in ranked:
+        if o.noise and o.noise.get("std") is not None:
+            first = o.noise["configs"][0]
+            label = f"[{o.search.label}] " if crossed else ""
+            lines.append(f"{label}Seed noise ({o.noise['seeds']} seeds of the top {len(o.noise['configs'])}): "
+                         f"best configuration {first['mean']:.6g} ± {first['std']:.2g}, noise std "
+                         f"{o.noise['std']:.2g}")
+    if summary.get("within_seed_noise"):
+        lines.append(f"Note: {summary['within_seed_noise']}")
+    lines.append(f"Results: {results_path}")
+    keys = [d.key for d in top.search.space.dims]
+    lines.append(f"\nTop trials (all of them in {leaderboard_path}):")
+    lines.append(table(board, keys, metric=metric or "objective"))
+    if ui_hint:
+        lines.append(ui_hint)
+    lines.append("")
+    for o in ranked:
+        if o.importance is not None:
+            lines.append(f"{f'[{o.search.label}] ' if crossed else ''}{o.importance.table()}")
+    return "\n".join(lines)

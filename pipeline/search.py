@@ -295,6 +295,33 @@ def from_unit(scale: str, t: Any) -> Any:
     return t
 
 
+def discrete_values(dim: Choice | Range) -> list[Any]:
+    """The values of a choice (override strings) or range (numbers), in order."""
+    return list(dim.values) if isinstance(dim, Choice) else dim.values
+
+
+def decode(dim: Dimension, u: Any, scale: str = "linear") -> list[Any]:
+    """The one transform every sampler uses: points ``u`` of [0, 1) -> values of ``dim``.
+
+    An interval maps ``u`` linearly onto its bounds in ``scale`` (widened by half a unit for
+    integers, see :func:`unit_bounds`), back through the scale, then into its bounds: rounded
+    for integers, below the excluded upper bound for floats (``exp``/``expm1`` may round onto
+    it). A choice or range cuts [0, 1) into equal parts, one per value.
+    """
+    import numpy as np
+
+    u = np.asarray(u, dtype=float)
+    if isinstance(dim, Interval):
+        a, b = unit_bounds(dim, scale)
+        x = np.asarray(from_unit(scale, a + u * (b - a)), dtype=float)
+        if dim.integer:
+            return [int(v) for v in np.clip(np.rint(x), dim.low, dim.high)]
+        return [float(v) for v in np.clip(x, dim.low, np.nextafter(dim.high, dim.low))]
+    values = discrete_values(dim)
+    picks = np.minimum((u * len(values)).astype(int), len(values) - 1)
+    return [values[i] for i in picks]
+
+
 def unit_bounds(dim: Interval, scale: str) -> tuple[float, float]:
     """The interval's bounds in its uniform space, ordered low <= high. Integers are widened by
     half a unit on each side so that, after rounding, every integer gets an equal share."""

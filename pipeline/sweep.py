@@ -2,50 +2,25 @@
 
 Hydra-free: ``evaluate`` is any callable that takes one round's list of params and returns one
 :class:`Outcome` per trial (a Hydra launcher, a thread pool, or a plain function in tests).
+The sampler sees every finished trial so far (``history``); the zoom policy narrows the space.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.objective import Objective
+from pipeline.sampler import Sampler, propose
 from pipeline.search import SearchSpace
-from pipeline.zoom import MIN_WIDTH, top_trials, zoom
-from plugins.samplers.base import Sampler
+from pipeline.trial import Outcome, Trial
+from pipeline.zoom import ZoomPolicy
+
+__all__ = ["Evaluate", "Outcome", "Round", "SearchResult", "TooManyFailures", "Trial", "search"]
 
 
-@dataclass
-class Outcome:
-    """What one trial returned: a finite ``value``, or ``None`` with an ``error``."""
-
-    value: float | None
-    error: str | None = None
-    job_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Trial:
-    round: int
-    index: int  # position within its round
-    params: dict[str, Any]
-    value: float | None
-    error: str | None = None
-    job_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.value is not None and math.isfinite(self.value)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"round": self.round, "index": self.index, "params": self.params, "value": self.value,
-                "error": self.error, "job_dir": self.job_dir, **({"extra": self.extra} if self.extra else {})}
-
-
-@dataclass
+@dataclass(frozen=True)
 class Round:
     round: int
     space: SearchSpace
@@ -59,10 +34,10 @@ class Round:
         return sum(not t.ok for t in self.trials)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchResult:
     rounds: list[Round]
-    direction: str
+    objective: Objective
 
     @property
     def trials(self) -> list[Trial]:
@@ -85,14 +60,8 @@ class TooManyFailures(RuntimeError):
         self.result = result
 
 
+DEFAULT_OBJECTIVE, DEFAULT_POLICY = Objective(), ZoomPolicy()
 Evaluate = Callable[[int, Sequence[Mapping[str, Any]], SearchSpace], Sequence[Outcome]]
-
-
-def top_count(trials_per_round: int, top_k: int | None, top_fraction: float) -> int:
-    """How many of the best trials define the next round's space."""
-    if top_k:
-        return top_k
-    return max(1, math.ceil(top_fraction * trials_per_round))
 
 
 def search(
@@ -102,51 +71,36 @@ def search(
     *,
     rounds: int,
     trials_per_round: int,
-    direction: str = "minimize",
-    top_k: int | None = None,
-    top_fraction: float = 0.25,
-    margin: float = 0.1,
-    min_width: float = MIN_WIDTH,
-    mode: str = "span",
-    shrink: float = 0.5,
+    objective: Objective = DEFAULT_OBJECTIVE,
+    policy: ZoomPolicy = DEFAULT_POLICY,
     max_failure_rate: float = 1.0,
     stream: tuple[int, ...] = (),
     on_round: Callable[[Round], None] | None = None,
 ) -> SearchResult:
     """Run ``rounds`` rounds of ``trials_per_round`` trials, zooming after each round onto the
-    ``top_k`` (or ``top_fraction`` of a round) best successful trials so far (``mode`` and
-    ``shrink``: see :mod:`pipeline.zoom`).
+    best successful trials so far (``policy``).
 
     Raises :class:`TooManyFailures` (after ``on_round`` saw the round) when the failed share of
     all trials so far exceeds ``max_failure_rate``.
     """
     original = space
-    k = top_count(trials_per_round, top_k, top_fraction)
-    result = SearchResult([], direction)
+    k = policy.top_count(trials_per_round)
+    result = SearchResult([], objective)
     for r in range(1, rounds + 1):
         notes_before = len(sampler.notes)
-        proposals = sampler.sample(space, trials_per_round, stream=(*stream, r))
+        proposals = propose(sampler, space, trials_per_round, stream=(*stream, r), history=result.trials)
         outcomes = list(evaluate(r, proposals, space))
         if len(outcomes) != len(proposals):
             raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
-        trials = []
-        for i, (params, out) in enumerate(zip(proposals, outcomes, strict=True)):
-            value = out.value
-            error = out.error
-            if value is not None and not math.isfinite(value):
-                value, error = None, error or f"non-finite objective {out.value}"
-            trials.append(Trial(r, i, dict(params), value, error, out.job_dir, dict(out.extra)))
-        everything = result.trials + trials
-        ranked = top_trials([{"value": t.value, "trial": t} for t in everything if t.ok], k, direction)
-        top = [entry["trial"] for entry in ranked]
-        next_space = zoom(space, original, [t.params for t in top], margin=margin, scale_of=sampler.scale_of,
-                          min_width=min_width, mode=mode, shrink=shrink) if top else space
+        trials = [Trial.from_outcome(r, i, params, out)
+                  for i, (params, out) in enumerate(zip(proposals, outcomes, strict=True))]
+        top = objective.top(result.trials + trials, k)
+        next_space = policy.apply(space, original, [t.params for t in top], sampler.scale_of) if top else space
         record = Round(r, space, trials, top[0] if top else None, next_space, sampler.notes[notes_before:])
         result.rounds.append(record)
         if on_round is not None:
             on_round(record)
-        failed = result.failed
-        total = len(result.trials)
+        failed, total = result.failed, len(result.trials)
         if failed / total > max_failure_rate:
             raise TooManyFailures(
                 f"{failed} of {total} trials failed, more than max_failure_rate={max_failure_rate}", result)

@@ -27,7 +27,7 @@ PROBE_TIMEOUT_S = 5.0
 _EXPERIMENTS: dict[tuple[str, str], str] = {}  # (uri, name) -> experiment id, per process
 
 
-def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = None) -> str:
+def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = None, *, key: str = "tracking.uri") -> str:
     """The tracking URI: ``uri`` as given, or SQLite at ``<launch_dir>/outputs/mlflow.db``.
 
     A URI carrying a user name or password is refused: credentials belong in MLflow's
@@ -37,12 +37,12 @@ def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = Non
         base = Path(launch_dir) if launch_dir is not None else Path.cwd()
         return f"sqlite:///{(base / DEFAULT_DB).resolve()}"
     if not isinstance(uri, str):
-        raise ConfigError("tracking.uri", uri, "must be a string URI")
+        raise ConfigError(key, uri, "must be a string URI")
     parts = urlsplit(uri)
     if parts.username is not None or parts.password is not None:
         redacted = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
         raise ConfigError(
-            "tracking.uri", redacted,
+            key, redacted,
             "credentials in the tracking URI are refused (they would be logged and saved). "
             "For an MLflow server set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
             "(or MLFLOW_TRACKING_TOKEN) in the environment; for a database URI use the "

@@ -24,15 +24,54 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pipeline.search import Choice, Interval, Range, SearchSpace, from_unit, to_unit
+from pipeline.sweep_dir import RESULTS_FILE, TRIALS_FILE
 
 MIN_WIDTH = 0.05  # a zoomed interval keeps at least 5% of the original width (in its scale)
-MODES = ("span", "trust")
-RESULTS_FILE = "optimization_results.yaml"
-TRIALS_FILE = "trials.yaml"
+
+
+class ZoomMode(StrEnum):
+    SPAN = "span"
+    TRUST = "trust"
+
+
+MODES = tuple(m.value for m in ZoomMode)
+
+
+@dataclass(frozen=True)
+class ZoomPolicy:
+    """How a round's space follows from the trials so far: onto the ``top_k`` best (or
+    ``top_fraction`` of a round's budget), by ``mode`` (see the module docstring)."""
+
+    mode: ZoomMode = ZoomMode.SPAN
+    top_k: int | None = None
+    top_fraction: float = 0.25
+    margin: float = 0.1
+    shrink: float = 0.5
+    min_width: float = MIN_WIDTH
+
+    def top_count(self, trials_per_round: int) -> int:
+        """How many of the best trials so far define the next round's space."""
+        if self.top_k:
+            return self.top_k
+        return max(1, math.ceil(self.top_fraction * trials_per_round))
+
+    def describe(self, trials_per_round: int) -> str:
+        k = self.top_count(trials_per_round)
+        if self.mode is ZoomMode.TRUST:
+            return f"zoom: trust region of {self.shrink} x the width around the best (top {k} keep the choices)"
+        return f"zoom onto the span of the top {k} with margin {self.margin}"
+
+    def apply(self, space: SearchSpace, original: SearchSpace, top: Sequence[Mapping[str, Any]],
+              scale_of: Callable[[Interval], str]) -> SearchSpace:
+        """The next round's space: :func:`zoom` of ``space`` onto ``top`` (params, best first)."""
+        return zoom(space, original, top, margin=self.margin, scale_of=scale_of, min_width=self.min_width,
+                    mode=self.mode, shrink=self.shrink)
 
 
 def zoom(
@@ -157,15 +196,9 @@ def _clean(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-def top_trials(trials: Sequence[Mapping[str, Any]], k: int, direction: str) -> list[Mapping[str, Any]]:
-    """The ``k`` best successful trials (``value`` finite), best first."""
-    ok = [t for t in trials if t.get("value") is not None and math.isfinite(t["value"])]
-    return sorted(ok, key=lambda t: t["value"], reverse=direction == "maximize")[:k]
-
-
 def write_space(path: Path, space: SearchSpace, *, header: str = "") -> None:
     """Write the searched dimensions as a config that loads into ``hydra.sweeper.params``."""
-    from pipeline.results import write_text_atomic
+    from pipeline.atomic import write_text_atomic
 
     lines = ["# @package hydra.sweeper.params"]
     lines += [f"# {line}" for line in header.splitlines() if line]
@@ -204,7 +237,9 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
     trials so far, and write it as the next ``zoom/round_<r>.yaml``. Returns the space and path."""
     import yaml
 
+    from pipeline.objective import Direction, Objective
     from pipeline.search import parse
+    from pipeline.trial import Trial
 
     directory = Path(directory)
     results_path, trials_path = directory / RESULTS_FILE, directory / TRIALS_FILE
@@ -219,8 +254,9 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
     settings = results.get("settings", {})
     scales = results.get("scales", {})
     k = top_k or settings.get("top_k", 4)
-    best = top_trials(trials, k, results.get("direction", "minimize"))
-    space = zoom(current, original, [t["params"] for t in best],
+    objective = Objective(Direction(results.get("direction", "minimize")))
+    best = objective.top([Trial(t["round"], t["index"], t["params"], t["value"], t.get("error")) for t in trials], k)
+    space = zoom(current, original, [t.params for t in best],
                  margin=settings.get("margin", 0.1) if margin is None else margin,
                  scale_of=lambda d: scales.get(d.key) or d.scale or "linear",
                  min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width,

@@ -6,8 +6,10 @@ import math
 
 import pytest
 
+from pipeline.objective import Direction, Objective
 from pipeline.search import parse
 from pipeline.sweep import Outcome, TooManyFailures, search
+from pipeline.zoom import ZoomMode, ZoomPolicy
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler
 
@@ -30,7 +32,7 @@ def evaluator(f, calls: list | None = None):
 def test_zoom_approaches_the_optimum_and_narrows() -> None:
     calls: list = []
     result = search(SPACE, LogRandomSampler(seed=0), evaluator(bowl, calls), rounds=4, trials_per_round=24,
-                    top_k=4, margin=0.1)
+                    policy=ZoomPolicy(top_k=4, margin=0.1))
     assert [c[:2] for c in calls] == [(r, 24) for r in range(1, 5)]
     bests = [r.best.value for r in result.rounds]
     assert bests == sorted(bests, reverse=True)  # best-so-far never gets worse
@@ -48,7 +50,8 @@ def test_zoom_beats_one_round_of_the_same_budget(mode: str) -> None:
     zoomed, flat = [], []
     for seed in range(7):
         zoomed.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=4,
-                             trials_per_round=24, top_k=4, margin=0.1, mode=mode, shrink=0.5).best.value)
+                             trials_per_round=24,
+                             policy=ZoomPolicy(ZoomMode(mode), top_k=4, margin=0.1, shrink=0.5)).best.value)
         flat.append(search(SPACE, LogRandomSampler(seed=seed), evaluator(bowl), rounds=1,
                            trials_per_round=96).best.value)
     assert sorted(zoomed)[3] < sorted(flat)[3]
@@ -56,7 +59,7 @@ def test_zoom_beats_one_round_of_the_same_budget(mode: str) -> None:
 
 def test_trust_mode_halves_the_width_around_the_incumbent_each_round() -> None:
     result = search(SPACE, LogRandomSampler(seed=0), evaluator(bowl), rounds=4, trials_per_round=16,
-                    top_k=3, mode="trust", shrink=0.5)
+                    policy=ZoomPolicy(ZoomMode.TRUST, top_k=3, shrink=0.5))
     widths = [math.log(r.space.dim("lr").high / r.space.dim("lr").low) for r in result.rounds]
     for before, after in zip(widths, widths[1:], strict=False):
         assert after == pytest.approx(before / 2, rel=0.01)
@@ -67,7 +70,7 @@ def test_trust_mode_halves_the_width_around_the_incumbent_each_round() -> None:
 
 def test_maximize() -> None:
     result = search(SPACE, RandomSampler(seed=1), evaluator(lambda p: -bowl(p)), rounds=3, trials_per_round=16,
-                    direction="maximize")
+                    objective=Objective(Direction.MAXIMIZE))
     assert result.best.value == max(t.value for t in result.trials)
 
 

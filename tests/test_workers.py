@@ -16,7 +16,7 @@ pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from pipeline.workers import JoblibWarmup, _parallel_kwargs, warm_imports  # noqa: E402
+from hydra_plugins.zoom_sweeper._warmup import JoblibWarmup, _parallel_kwargs, warm_imports  # noqa: E402
 
 
 def _worker_state() -> tuple[int, int, bool]:

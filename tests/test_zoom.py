@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.objective import Direction, Objective
 from pipeline.search import parse
-from pipeline.zoom import read_space, top_trials, write_space, zoom
+from pipeline.trial import Trial
+from pipeline.zoom import read_space, write_space, zoom
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler
 
@@ -102,10 +104,13 @@ def test_repeated_zoom_converges_but_keeps_the_floor() -> None:
     assert math.log(lr.high / lr.low) == pytest.approx(0.05 * math.log(1e4), rel=0.01)
 
 
-def test_top_trials_ranks_successes_only() -> None:
-    trials = [{"value": 3.0}, {"value": None}, {"value": float("nan")}, {"value": 1.0}, {"value": 2.0}]
-    assert [t["value"] for t in top_trials(trials, 2, "minimize")] == [1.0, 2.0]
-    assert [t["value"] for t in top_trials(trials, 2, "maximize")] == [3.0, 2.0]
+def test_the_objective_ranks_successes_only_and_keeps_ties_in_order() -> None:
+    values = [3.0, None, float("nan"), 1.0, 2.0, 1.0, float("inf")]
+    trials = [Trial(1, i, {}, v) for i, v in enumerate(values)]
+    assert [(t.value, t.index) for t in Objective(Direction.MINIMIZE).top(trials, 3)] == [(1.0, 3), (1.0, 5), (2.0, 4)]
+    assert [t.value for t in Objective(Direction.MAXIMIZE).top(trials, 2)] == [3.0, 2.0]
+    assert Objective(Direction.MAXIMIZE).better(2.0, 1.0) and not Objective().better(2.0, 1.0)
+    assert Objective().best([Trial(1, 0, {}, None, "boom")]) is None
 
 
 def test_space_file_round_trip(tmp_path: Path) -> None:

@@ -9,8 +9,23 @@ from hydra.core.config_store import ConfigStore
 
 
 @dataclass
+class TrackingConf:
+    # MLflow for the sweep: null = none. A URI gives a parent run per sweep (and per crossed
+    # combination) with one child run per trial.
+    uri: Optional[str] = None
+    experiment: str = "zoom"
+    # Which of the task's config keys take the lineage, so the task logs its own trial run:
+    # parent_run_id, uri, run_name, tags (e.g. tags: tracking.tags). Null: the sweeper logs each
+    # trial's run itself (params, objective, status, round).
+    trial_keys: Optional[Dict[str, str]] = None
+
+
+@dataclass
 class ZoomSweeperConf:
     _target_: str = "hydra_plugins.zoom_sweeper.zoom_sweeper.ZoomSweeper"
+    # settings arrive as plain values; the sampler is built (and checked) by the sweeper itself
+    _recursive_: bool = False
+    _convert_: str = "all"
 
     # The search space: dotted task keys -> Hydra override grammar (as the Optuna sweeper reads).
     # Command-line search expressions replace entries with the same key.
@@ -31,8 +46,10 @@ class ZoomSweeperConf:
     max_failure_rate: float = 0.5
     # Print the space, scales, trials and rounds; launch nothing.
     dry_run: bool = False
-    # Fallbacks for apps whose config has no `objective.direction` / `sampler`.
+    # The objective: the direction of the value the task returns, and its name (reports, MLflow).
     direction: str = "minimize"
+    metric: Optional[str] = None
+    # Fallback for apps whose config has no `sampler` group.
     sampler: Dict[str, Any] = field(default_factory=lambda: {
         "_target_": "plugins.samplers.log_random.LogRandomSampler", "seed": 0})
     # Optional dotted path of a function called with each combination's composed task config
@@ -51,6 +68,7 @@ class ZoomSweeperConf:
     final_seeds: int = 0
     final_top: int = 3
     seed_key: str = "seed"
+    tracking: TrackingConf = field(default_factory=TrackingConf)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="zoom", node=ZoomSweeperConf, provider="pipeline")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pipeline.search import Choice, Interval, SearchSpace, from_unit, unit_bounds
+from pipeline.search import Interval, SearchSpace, discrete_values
+from pipeline.trial import Trial
 from plugins.samplers.base import Sampler
 
 
@@ -27,18 +29,13 @@ class GridSampler(Sampler):
 
     def axis(self, dim: Interval, k: int) -> list[Any]:
         """``k`` cell centres of ``dim`` in its scale (fewer for a narrow integer interval)."""
-        scale = self.scale_of(dim)
-        a, b = unit_bounds(dim, scale)
-        t = a + (np.arange(k) + 0.5) * (b - a) / k
-        x = np.asarray(from_unit(scale, t), dtype=float)
-        if dim.integer:
-            return list(dict.fromkeys(int(v) for v in np.clip(np.rint(x), dim.low, dim.high)))
-        return [float(v) for v in x]
+        values = self.values(dim, (np.arange(k) + 0.5) / k)
+        return list(dict.fromkeys(values)) if dim.integer else values
 
-    def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = (),
+               history: Sequence[Trial] = ()) -> list[dict[str, Any]]:
         intervals = [d for d in space.dims if isinstance(d, Interval)]
-        discrete = {d.key: list(d.values) if isinstance(d, Choice) else d.values
-                    for d in space.dims if not isinstance(d, Interval)}
+        discrete = {d.key: discrete_values(d) for d in space.dims if not isinstance(d, Interval)}
         base = math.prod(len(v) for v in discrete.values())
         k = {d.key: 1 for d in intervals}
         axes = {d.key: self.axis(d, 1) for d in intervals}

@@ -9,11 +9,13 @@ of the sampler contract: this file plus ``conf/sampler/sobol.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pipeline.search import Choice, Interval, SearchSpace, from_unit, unit_bounds
+from pipeline.search import SearchSpace
+from pipeline.trial import Trial
 from plugins.samplers.base import Sampler
 
 
@@ -22,25 +24,14 @@ class SobolSampler(Sampler):
 
     default_scale = "log"
 
-    def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = (),
+               history: Sequence[Trial] = ()) -> list[dict[str, Any]]:
         from scipy.stats import qmc
 
         d = len(space.dims)
         engine = qmc.Sobol(d=max(d, 1), scramble=True, seed=self.rng(*stream))
         m = int(np.ceil(np.log2(max(n, 1))))
         u = engine.random_base2(m)[:n]  # a power-of-two prefix keeps the balance properties
-        columns = {}
-        for j, dim in enumerate(space.dims):
-            if isinstance(dim, Interval):
-                scale = self.scale_of(dim)
-                a, b = unit_bounds(dim, scale)
-                x = np.asarray(from_unit(scale, a + u[:, j] * (b - a)), dtype=float)
-                if dim.integer:
-                    columns[dim.key] = [int(v) for v in np.clip(np.rint(x), dim.low, dim.high)]
-                else:
-                    columns[dim.key] = [float(v) for v in np.clip(x, dim.low, np.nextafter(dim.high, dim.low))]
-            else:
-                values = list(dim.values) if isinstance(dim, Choice) else dim.values
-                picks = np.minimum((u[:, j] * len(values)).astype(int), len(values) - 1)
-                columns[dim.key] = [values[i] for i in picks]
+        columns = {dim.key: self.values(dim, u[:, j])
+                   for j, dim in enumerate(space.dims)}
         return [{key: column[i] for key, column in columns.items()} for i in range(n)]

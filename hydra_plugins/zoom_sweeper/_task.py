@@ -1,0 +1,47 @@
+"""The recording task: wraps the app's task function so each job leaves ``result.json`` in its
+directory (pipeline.sweep_dir), which resume and the live progress read."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.atomic import write_json_atomic
+from pipeline.sweep_dir import RESULT_FILE
+
+
+class RecordingTask:
+    """Wraps a Hydra task function: after the job, ``result.json`` in its output directory says
+    whether it finished, its return value and its error. Picklable for process launchers."""
+
+    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+        self.task_function = task_function
+
+    def __call__(self, cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        out = Path(HydraConfig.get().runtime.output_dir)
+        started = time.time()
+        record: dict[str, Any] = {"started": started, "overrides": list(HydraConfig.get().overrides.task)}
+        try:
+            value = self.task_function(cfg)
+        except BaseException as exc:
+            logging.getLogger("pipeline.sweep").error(f"trial {out.name} failed: {type(exc).__name__}: {exc}")
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc(limit=20), seconds=time.time() - started)
+            write_json_atomic(out / RESULT_FILE, record)
+            raise
+        record.update(status="completed", value=_as_number(value), seconds=time.time() - started)
+        write_json_atomic(out / RESULT_FILE, record)
+        return value
+
+
+def _as_number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -1,0 +1,69 @@
+"""Jobs: what the sweep hands a launcher. Job numbers are fixed by position (a round reserves
+``trials_per_round`` numbers, the seed re-runs follow all rounds of all searches), so a resumed
+sweep gives every trial the number, directory and run name it had."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.trial import Outcome
+
+
+@dataclass(frozen=True)
+class Job:
+    """One launch: Hydra job ``number`` in ``subdir`` of the sweep directory, with the task
+    ``overrides``; ``name`` and ``tags`` label its MLflow run."""
+
+    number: int
+    subdir: str
+    overrides: tuple[str, ...]
+    name: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class Launcher(Protocol):
+    """Runs jobs and returns one :class:`Outcome` per job, in order (a Hydra launcher behind
+    ``hydra_plugins/zoom_sweeper/_launcher.py``; a plain function in tests)."""
+
+    def launch(self, jobs: Sequence[Job]) -> list[Outcome]: ...
+
+
+@dataclass(frozen=True)
+class JobNumbers:
+    searches: int
+    rounds: int
+    trials_per_round: int
+    final_top: int = 0
+    final_seeds: int = 0
+
+    def trial(self, search: int, r: int, i: int) -> int:
+        """Trial ``i`` of round ``r`` (from 1) of search ``search``."""
+        return (search * self.rounds + r - 1) * self.trials_per_round + i
+
+    def seed_rerun(self, search: int, k: int, s: int) -> int:
+        """Re-run with seed offset ``s`` (from 1) of the ``k``-th best configuration."""
+        rounds_total = self.searches * self.rounds * self.trials_per_round
+        return rounds_total + (search * self.final_top + k) * self.final_seeds + s - 1
+
+    @property
+    def total(self) -> int:
+        return self.searches * (self.rounds * self.trials_per_round + self.final_top * self.final_seeds)
+
+
+def trial_name(search: int, crossed: bool, r: int, i: int) -> str:
+    """The trial's MLflow run name: ``r2-t05``, or ``c1-r2-t05`` in a crossed sweep."""
+    return f"c{search}-r{r}-t{i:02d}" if crossed else f"r{r}-t{i:02d}"
+
+
+def consecutive(jobs: Sequence[Job]) -> list[list[Job]]:
+    """``jobs`` cut into runs of consecutive numbers (launchers number the jobs of one call
+    consecutively from its first)."""
+    chunks: list[list[Job]] = []
+    for job in jobs:
+        if chunks and chunks[-1][-1].number + 1 == job.number:
+            chunks[-1].append(job)
+        else:
+            chunks.append([job])
+    return chunks

@@ -1,0 +1,246 @@
+"""The sweep's MLflow run tree: one parent run per sweep, one run per combination when crossed,
+one run per trial nested under its search, and what the sweep logs on them (per-round best and
+bounds, zoomed spaces, result files, plots, importance, noise floor).
+
+Two ways to get trial runs (``hydra.sweeper.tracking``): with ``trial_keys`` the sweeper hands the
+task its parent run id, URI, run name and tags as overrides and the task logs its own run (this
+app: per-epoch metrics); without them the sweeper logs each trial's run itself from the outcome
+(params, objective, status, round), so any Hydra app gets runs to compare. :class:`NullLineage`
+is the same interface doing nothing (``tracking.uri`` null). MLflow is imported only here and in
+``pipeline.tracking``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.search import Interval, SearchSpace
+from pipeline.settings import SweepSettings, TrackingSettings
+from pipeline.trial import Outcome, Trial
+
+TRIAL_RUN_ID = "run_id"  # a trial's run id, as its task reports it in metrics.json
+
+
+class NullLineage:
+    """No MLflow: every call does nothing."""
+
+    on = False
+
+    def start(self, searches: Sequence[Any], space: SearchSpace, settings: SweepSettings,
+              resume: Mapping[str, Any] | None) -> None:
+        pass
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return None
+
+    def search_run_ids(self) -> dict[str, str]:
+        return {}
+
+    def trial_overrides(self, search: Any, name: str, job: int, tags: Mapping[str, str]) -> list[str]:
+        return []
+
+    def finished(self, search: Any) -> dict[int, Outcome]:
+        return {}
+
+    def log_trials(self, search: Any, trials: Sequence[tuple[int, str, Mapping[str, str], Trial]]) -> None:
+        pass
+
+    def log_metrics(self, search: Any, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_files(self, search: Any, paths: Sequence[Path], folder: str | None = None) -> None:
+        pass
+
+    def tag(self, search: Any, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def histories(self, run_ids: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        return {}
+
+    def end(self, status: str, reason: str | None = None) -> None:
+        pass
+
+    def ui_hint(self) -> str | None:
+        return None
+
+
+class SweepLineage(NullLineage):
+    """The MLflow run tree of one sweep (see the module docstring)."""
+
+    on = True
+
+    def __init__(self, tracking: TrackingSettings, sweep_name: str, sweep_dir: Path) -> None:
+        assert tracking.uri is not None
+        self.tracking = tracking
+        self.sweep_name = sweep_name
+        self.sweep_dir = sweep_dir
+        self.parent: Any = None
+        self.runs: dict[int, Any] = {}  # search index -> its run (the parent when not crossed)
+        self.sampler_names: dict[int, str] = {}
+        self.metric: str | None = None
+
+    def _tracker(self, **kwargs: Any) -> Any:
+        from pipeline.tracking import MlflowTracker
+
+        return MlflowTracker(self.tracking.uri, self.tracking.experiment, flush_interval_s=0.0, **kwargs)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.parent.run_id if self.parent is not None else None
+
+    def search_run_ids(self) -> dict[str, str]:
+        return {str(i): run.run_id for i, run in self.runs.items() if run is not self.parent}
+
+    def start(self, searches: Sequence[Any], space: SearchSpace, settings: SweepSettings,
+              resume: Mapping[str, Any] | None) -> None:
+        """Create the parent (and combination) runs, or attach to a resumed sweep's and mark the
+        trial runs its dead process left RUNNING as KILLED. ``resume``: ``parent_run_id`` and
+        ``combo_run_ids`` of the saved state."""
+        crossed = len(searches) > 1
+        self.metric = settings.objective.metric
+        self.parent = self._tracker(run_name=f"sweep-{self.sweep_name}")
+        if resume and resume.get("parent_run_id"):
+            self.parent.attach(resume["parent_run_id"])
+            for s in searches:
+                run_id = resume.get("combo_run_ids", {}).get(str(s.index))
+                if crossed and run_id:
+                    self.runs[s.index] = self._tracker()
+                    self.runs[s.index].attach(run_id)
+                else:
+                    self.runs[s.index] = self.parent
+            self._mark_interrupted()
+            return
+        first = searches[0]
+        policy = settings.policy
+        sweeper = {"rounds": settings.rounds, "trials_per_round": settings.trials_per_round,
+                   "top_k": policy.top_k, "top_fraction": policy.top_fraction, "zoom": policy.mode.value,
+                   "margin": policy.margin, "shrink": policy.shrink, "min_width": policy.min_width,
+                   "max_failure_rate": settings.max_failure_rate,
+                   "direction": settings.objective.direction.value, "metric": settings.objective.metric}
+        params = {f"sweeper.{k}": v for k, v in sweeper.items()}
+        params.update({f"space.{d.key}": d.expression() for d in space.dims})
+        params.update({f"scale.{d.key}": first.sampler.scale_of(d) for d in space.dims if isinstance(d, Interval)})
+        note = "Zoom sweep over:\n" + "\n".join(f"- `{d.key}`: `{d.expression()}`" for d in space.dims)
+        if space.crossed:
+            note += "\n\nCrossed: " + ", ".join(f"`{k}` in {list(v)}" for k, v in space.crossed)
+        self.parent.start(params, {"sweeper": "zoom", "sweep_dir": str(self.sweep_dir.resolve()),
+                                   "mlflow.note.content": note, "sampler": first.sampler_name})
+        for s in searches:
+            if crossed:
+                run = self._tracker(run_name=s.label, parent_run_id=self.parent.run_id)
+                run.start({"combination": s.label}, {"combination": s.label, "mlflow.note.content": s.label})
+                self.runs[s.index] = run
+            else:
+                self.runs[s.index] = self.parent
+
+    def _mark_interrupted(self) -> None:
+        """Trial runs a dead sweep process left RUNNING under this sweep become KILLED."""
+        client = self.parent.client
+        parents = {self.parent.run_id, *(r.run_id for r in self.runs.values())}
+        experiment_id = client.get_run(self.parent.run_id).info.experiment_id
+        for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                      max_results=10000):
+            if run.data.tags.get("mlflow.parentRunId") in parents and run.info.run_id not in parents:
+                client.set_tag(run.info.run_id, "failure_reason", "interrupted: the sweep process died")
+                client.set_terminated(run.info.run_id, status="KILLED")
+
+    def trial_overrides(self, search: Any, name: str, job: int, tags: Mapping[str, str]) -> list[str]:
+        """Overrides that nest a trial's own run under its search's run (``trial_keys`` mode)."""
+        keys = self.tracking.trial_keys
+        if not keys:
+            return []
+        out = []
+        if "parent_run_id" in keys:
+            out.append(f"{keys['parent_run_id']}={self.runs[search.index].run_id}")
+        if "uri" in keys:
+            out.append(f"{keys['uri']}={_quote(self.tracking.uri)}")
+        if "run_name" in keys:
+            out.append(f"{keys['run_name']}={name}")
+        if "tags" in keys:
+            out += [f"++{keys['tags']}.{k}={v}" for k, v in {"job": job, **tags}.items()]
+        return out
+
+    def _children(self, search: Any) -> list[Any]:
+        run = self.runs[search.index]
+        experiment_id = run.client.get_run(run.run_id).info.experiment_id
+        return run.client.search_runs([experiment_id], max_results=10000, filter_string=(
+            f"tags.mlflow.parentRunId = '{run.run_id}' and attributes.status = 'FINISHED'"))
+
+    def finished(self, search: Any) -> dict[int, Outcome]:
+        """Trials of ``search`` whose MLflow run FINISHED with the objective, by job number."""
+        metric = self.metric if self.tracking.trial_keys else (self.metric or "objective")
+        out = {}
+        for r in self._children(search):
+            job = r.data.tags.get("job", "")
+            if job.isdigit() and metric and metric in r.data.metrics:
+                out[int(job)] = Outcome(r.data.metrics[metric], None, None, r.info.run_id, dict(r.data.metrics))
+        return out
+
+    def log_trials(self, search: Any, trials: Sequence[tuple[int, str, Mapping[str, str], Trial]]) -> None:
+        """Without ``trial_keys``: one run per trial ``(job, name, tags, trial)`` under the search's
+        run, logged by the sweeper from the outcome (a trial that already has one is skipped)."""
+        if self.tracking.trial_keys or not trials:
+            return
+        have = {r.data.tags.get("job") for r in self._children(search)}
+        metric = self.metric or "objective"
+        for job, name, tags, trial in trials:
+            if str(job) in have:
+                continue
+            run = self._tracker(run_name=name, parent_run_id=self.runs[search.index].run_id)
+            run.start(trial.params, {"job": str(job), **tags})
+            if trial.ok:
+                run.log_metrics({metric: trial.value, **{k: v for k, v in trial.metrics.items() if k != metric}},
+                                step=0)
+                run.end("FINISHED")
+            else:
+                run.end("FAILED", {"failure_reason": (trial.error or "failed")[:5000]})
+
+    def log_metrics(self, search: Any, metrics: Mapping[str, float], step: int) -> None:
+        run = self.parent if search is None else self.runs[search.index]
+        run.log_metrics(metrics, step=step)
+        run.flush()
+
+    def log_files(self, search: Any, paths: Sequence[Path], folder: str | None = None) -> None:
+        run = self.parent if search is None else self.runs[search.index]
+        for path in paths:
+            if Path(path).exists():
+                run.log_artifact(path, folder)
+
+    def tag(self, search: Any, tags: Mapping[str, Any]) -> None:
+        run = self.parent if search is None else self.runs[search.index]
+        run.set_tags(tags)
+
+    def histories(self, run_ids: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """Every metric's history (step, value) of each run, ``test_*`` left out."""
+        client = self.parent.client
+        out = {}
+        for run_id in run_ids:
+            run = client.get_run(run_id)
+            out[run_id] = {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)]
+                           for k in run.data.metrics if not k.startswith("test_")}
+        return out
+
+    def end(self, status: str, reason: str | None = None) -> None:
+        for run in self.runs.values():
+            if run is not self.parent:
+                run.end(status)
+        if self.parent is not None:
+            self.parent.end(status, {"failure_reason": reason} if reason else None)
+
+    def ui_hint(self) -> str | None:
+        from pipeline.report import mlflow_ui_hint
+
+        if self.parent is None or not self.parent.run_id:
+            return None
+        experiment_id = self.parent.client.get_run(self.parent.run_id).info.experiment_id
+        return mlflow_ui_hint(self.tracking.uri, experiment_id) + f"  (sweep run {self.parent.run_id})"
+
+
+def make_lineage(tracking: TrackingSettings, sweep_dir: Path) -> NullLineage:
+    return SweepLineage(tracking, sweep_dir.name, sweep_dir) if tracking.on else NullLineage()
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

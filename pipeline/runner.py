@@ -1,0 +1,267 @@
+"""Drives a planned sweep: for each search the rounds (pipeline.sweep), then the seed re-runs of
+the best configurations, then the analysis; writes the sweep directory and the MLflow run tree
+as it goes, so an interrupted sweep resumes where it stopped (finished jobs are read back, never
+run twice). Hydra-free: jobs go to a :class:`pipeline.jobs.Launcher`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline import analysis
+from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
+from pipeline.lineage import NullLineage
+from pipeline.plan import Search
+from pipeline.report import final_report, leaderboard, write_csv
+from pipeline.search import Interval, SearchSpace
+from pipeline.settings import SweepSettings
+from pipeline.state import SweepState
+from pipeline.summary import (
+    Outcomes,
+    Reproduce,
+    crossed_summary,
+    leaderboard_trials,
+    noise_floor,
+    ranked_searches,
+    search_results,
+)
+from pipeline.sweep import Round, SearchResult, TooManyFailures, search
+from pipeline.sweep_dir import SweepDir, finished_outcome, write_best_config
+from pipeline.trial import Outcome, Trial
+
+log = logging.getLogger("pipeline.sweep")
+
+
+class NoProgress:
+    """Progress display that shows nothing (pipeline.progress.SweepProgress has the same calls)."""
+
+    def watch(self, label: str, r: int, job_dirs: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> None:
+        pass
+
+    def finish_round(self) -> None:
+        pass
+
+
+@dataclass
+class SweepRunner:
+    settings: SweepSettings
+    searches: list[Search]
+    launcher: Launcher
+    sweep_dir: SweepDir
+    state: SweepState
+    reproduce: Reproduce
+    lineage: NullLineage = field(default_factory=NullLineage)
+    progress: Any = field(default_factory=NoProgress)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.numbers = JobNumbers(len(self.searches), s.rounds, s.trials_per_round, s.final_top, s.final_seeds)
+        self.outcomes = [Outcomes(p) for p in self.searches]
+        self.crossed = len(self.searches) > 1
+
+    # --- the sweep ------------------------------------------------------------------------
+
+    def run(self, space: SearchSpace) -> dict[str, Any]:
+        """Run every search and report; returns the summary. On too many failures the results
+        so far are written, the runs end FAILED and :class:`TooManyFailures` propagates."""
+        self.state.status = "running"
+        self.state.save(self.sweep_dir.state)  # resumable from here on, even if MLflow fails next
+        self.lineage.start(self.searches, space, self.settings,
+                           {"parent_run_id": self.state.parent_run_id, "combo_run_ids": self.state.combo_run_ids}
+                           if self.state.resumed else None)
+        self.state.parent_run_id = self.lineage.parent_run_id
+        self.state.combo_run_ids = self.lineage.search_run_ids()
+        self.state.save(self.sweep_dir.state)
+        try:
+            for out in self.outcomes:
+                self._run_search(out)
+        except TooManyFailures as exc:
+            self.finish()
+            self.lineage.end("FAILED", str(exc))
+            self._save_status("failed")
+            raise
+        except BaseException as exc:
+            killed = isinstance(exc, KeyboardInterrupt)
+            self.lineage.end("KILLED" if killed else "FAILED", f"{type(exc).__name__}: {exc}"[:5000])
+            raise
+        summary = self.finish()
+        self.lineage.end("FINISHED")
+        self._save_status("finished")
+        return summary
+
+    def _save_status(self, status: str) -> None:
+        self.state.status = status
+        self.state.save(self.sweep_dir.state)
+
+    # --- one search -----------------------------------------------------------------------
+
+    def _run_search(self, out: Outcomes) -> None:
+        s, p = self.settings, out.search
+        log.info(f"[{p.label}] {s.rounds} rounds x {s.trials_per_round} trials, {p.sampler!r}")
+        try:
+            out.result = search(p.space, p.sampler, lambda r, proposals, space: self._round(p, r, proposals, space),
+                                rounds=s.rounds, trials_per_round=s.trials_per_round, objective=s.objective,
+                                policy=s.policy, max_failure_rate=s.max_failure_rate, stream=(p.index,),
+                                on_round=lambda record: self._after_round(out, record))
+        finally:
+            if self.crossed and out.best is not None:
+                self.lineage.tag(p, {"best_value": out.best.value})
+        if s.final_seeds and out.best is not None:
+            self._seed_reruns(out)
+        self._write_search(out)
+
+    def _round(self, p: Search, r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace) -> list[Outcome]:
+        """Launch one round's trials; trials that finished before an interruption are read back."""
+        from pipeline.zoom import write_space
+
+        write_space(p.directory.zoom_file(r), space, header=f"space sampled in round {r} of {self.sweep_dir.root}")
+        finished = self.lineage.finished(p) if self.settings.resume else {}
+        outcomes: dict[int, Outcome] = {}
+        jobs: list[tuple[int, Job]] = []
+        for i, params in enumerate(proposals):
+            number = self.numbers.trial(p.index, r, i)
+            subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
+            done = finished_outcome(self.sweep_dir.job_dir(subdir), finished.get(number))
+            if done is not None:
+                outcomes[i] = done
+                continue
+            name = trial_name(p.index, self.crossed, r, i)
+            tags = {"round": str(r), "sampler": p.sampler_name}
+            overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
+            jobs.append((i, Job(number, subdir, tuple(overrides), name, tags)))
+        if outcomes:
+            log.info(f"[{p.label}] round {r}: {len(outcomes)} trials already finished, {len(jobs)} to run")
+        self.progress.watch(p.label, r, [self.sweep_dir.job_dir(self.sweep_dir.job_subdir(
+            self.numbers.trial(p.index, r, i), p.index, self.crossed)) for i in range(len(proposals))], proposals)
+        for (i, job), outcome in zip(jobs, self.launcher.launch([j for _, j in jobs]), strict=True):
+            outcomes[i] = outcome
+            if outcome.value is None:
+                log.warning(f"[{p.label}] trial {job.name} failed: {outcome.error}")
+        self.progress.finish_round()
+        return [outcomes[i] for i in range(len(proposals))]
+
+    def _after_round(self, out: Outcomes, record: Round) -> None:
+        """Write the next round's space, the results so far and the state; log the round once."""
+        from pipeline.zoom import write_space
+
+        p, s = out.search, self.settings
+        write_space(p.directory.zoom_file(record.round + 1), record.next_space,
+                    header=f"zoomed after round {record.round} of {self.sweep_dir.root}")
+        best = record.best
+        log.info(f"[{p.label}] round {record.round}/{s.rounds}: {len(record.trials)} trials, "
+                 f"{record.failed} failed; best so far {best.value if best else None}")
+        for note in record.notes:
+            log.warning(f"[{p.label}] {note}")
+        self.lineage.log_trials(p, [(self.numbers.trial(p.index, t.round, t.index),
+                                     trial_name(p.index, self.crossed, t.round, t.index),
+                                     {"round": str(t.round), "sampler": p.sampler_name}, t) for t in record.trials])
+        logged = self.state.logged(p.index)
+        if record.round > logged:  # a resumed round is logged once
+            metrics = {"best_value": best.value} if best is not None else {}
+            self.lineage.log_metrics(p, {**metrics, "failed_trials": record.failed, **_bounds(record.space)},
+                                     step=record.round)
+            self.lineage.log_files(p, [p.directory.zoom_file(record.round)], "zoom")
+        out.result = SearchResult([*(out.result.rounds if out.result else []), record], s.objective)
+        p.directory.write_results(search_results(out, s, self.reproduce))
+        p.directory.write_trials(out.result.trials)
+        self.state.rounds_logged[str(p.index)] = max(logged, record.round)
+        self.state.save(self.sweep_dir.state)
+
+    def _seed_reruns(self, out: Outcomes) -> None:
+        """Re-run the ``final_top`` best configurations with ``final_seeds`` other seeds: their
+        seed-to-seed spread is the noise floor below which a difference means nothing."""
+        s, p = self.settings, out.search
+        assert out.result is not None and p.base_seed is not None
+        ranked = s.objective.top(out.result.trials, s.final_top)
+        outcomes: dict[tuple[int, int], Outcome] = {}
+        jobs: list[tuple[tuple[int, int], Job]] = []
+        for k, trial in enumerate(ranked):
+            for seed in range(1, s.final_seeds + 1):
+                number = self.numbers.seed_rerun(p.index, k, seed)
+                subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed, final=True)
+                done = finished_outcome(self.sweep_dir.job_dir(subdir))
+                if done is not None:
+                    outcomes[k, seed] = done
+                    continue
+                name = f"final-t{k}-s{seed}"
+                overrides = [*p.overrides(dict(trial.params)), f"{s.seed_key}={p.base_seed + seed}"]
+                overrides += self.lineage.trial_overrides(p, name, number, {"round": "final"})
+                jobs.append(((k, seed), Job(number, subdir, tuple(overrides), name, {"round": "final"})))
+        log.info(f"[{p.label}] noise floor: {len(ranked)} best configurations x {s.final_seeds} more seeds")
+        for (slot, _), outcome in zip(jobs, self.launcher.launch([j for _, j in jobs]), strict=True):
+            outcomes[slot] = outcome
+        reruns = {k: [outcomes[k, seed].value for seed in range(1, s.final_seeds + 1)
+                      if outcomes[k, seed].value is not None] for k in range(len(ranked))}
+        out.noise = noise_floor(ranked, reruns, s.final_seeds)
+        if out.noise["std"] is not None:
+            self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=s.rounds)
+
+    def _write_search(self, out: Outcomes) -> None:
+        s, p = self.settings, out.search
+        assert out.result is not None
+        p.directory.write_results(search_results(out, s, self.reproduce))
+        best = out.best
+        if best is not None and best.job_dir:
+            from pathlib import Path
+
+            write_best_config(Path(best.job_dir), p.directory.best)
+        self.lineage.log_files(p, [p.directory.results, p.directory.best])
+        if s.importance:
+            analysis.importance(out, s.objective.metric, s.rounds, self.lineage)
+        if s.plots:
+            analysis.plots(out, s.objective.metric, self.lineage)
+
+    # --- the end --------------------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        """Write the final result files and print the report; returns the summary."""
+        s = self.settings
+        done = [o for o in self.outcomes if o.result is not None and o.result.rounds]
+        for out in done:
+            out.search.directory.write_results(search_results(out, s, self.reproduce))
+        ranked = ranked_searches(done, s.objective)
+        if self.crossed:
+            summary = crossed_summary(self.outcomes, s, self.reproduce)
+            from pipeline.atomic import write_yaml_atomic
+
+            write_yaml_atomic(self.sweep_dir.results, summary)
+            top = ranked[0] if ranked else None
+            if top is not None and top.search.directory.best.exists():
+                from pathlib import Path
+
+                write_best_config(Path(top.best.job_dir), self.sweep_dir.best)
+            self.lineage.log_files(None, [self.sweep_dir.results])
+            if top is not None:
+                self.lineage.log_metrics(None, {"best_value": top.best.value}, step=s.rounds)
+                self.lineage.tag(None, {"best_combination": top.search.label})
+        else:
+            summary = search_results(self.outcomes[0], s, self.reproduce) if done else {}
+        if ranked and ranked[0].best.run_id:
+            self.lineage.tag(None, {"best_run_id": ranked[0].best.run_id})
+        board = leaderboard(leaderboard_trials(self.outcomes), s.objective.direction.value)
+        write_csv(self.sweep_dir.leaderboard, board)
+        if not ranked:
+            print("No trial succeeded.", file=__import__("sys").stderr)
+            return summary
+        top = ranked[0]
+        print(final_report(ranked, summary, board, metric=s.objective.metric,
+                           direction=s.objective.direction.value, results_path=self.sweep_dir.results,
+                           leaderboard_path=self.sweep_dir.leaderboard,
+                           reproduce=self.reproduce(top.search.overrides(dict(top.best.params))),
+                           ui_hint=self.lineage.ui_hint()), flush=True)
+        return summary
+
+
+def _bounds(space: SearchSpace) -> dict[str, float]:
+    """Interval bounds as metrics (``zoom/optimizer.lr/low``), so the narrowing is a chart."""
+    out = {}
+    for dim in space.dims:
+        if isinstance(dim, Interval):
+            out[f"zoom/{dim.key}/low"] = float(dim.low)
+            out[f"zoom/{dim.key}/high"] = float(dim.high)
+    return out
+
+
+__all__ = ["NoProgress", "SweepRunner", "Trial"]

@@ -1,0 +1,56 @@
+"""Resume state of a sweep (``sweep_state.json``): what it was started with, its MLflow runs,
+how far its rounds were logged, and whether it is running, finished or failed.
+
+A sweep directory holds one sweep: a new sweep into it is refused, and resuming must repeat the
+interrupted sweep's overrides (its job numbers and directories are reused, so anything else
+would mix two searches)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.atomic import read_json, write_json_atomic
+from pipeline.errors import ConfigError
+
+
+@dataclass
+class SweepState:
+    arguments: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "new"  # running | finished | failed
+    parent_run_id: str | None = None
+    combo_run_ids: dict[str, str] = field(default_factory=dict)
+    resume_command: str = ""
+    rounds_logged: dict[str, int] = field(default_factory=dict)  # search index -> last round logged
+    resumed: bool = False  # read back from an interrupted sweep (not saved)
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool, arguments: Sequence[str], params: Mapping[str, Any]) -> SweepState:
+        """The state to continue from (``resume``), or a new one; raises :class:`ConfigError`
+        when the directory already holds a sweep, or holds none to resume, or another one."""
+        saved = read_json(path)
+        if not resume:
+            if saved is not None:
+                raise ConfigError("hydra.sweep.dir", str(path.parent),
+                                  "already holds a sweep; continue it with hydra.sweeper.resume=true "
+                                  "or choose a new directory")
+            return cls(list(arguments), dict(params))
+        if saved is None:
+            raise ConfigError("hydra.sweeper.resume", True, f"no sweep to resume in {path.parent} "
+                              "(set hydra.sweep.dir to the interrupted sweep's directory)")
+        if list(saved.get("arguments", [])) != list(arguments) or saved.get("params") != dict(params):
+            raise ConfigError("hydra.sweeper.resume", True, "the overrides differ from the interrupted sweep's; "
+                              f"resume with: {saved.get('resume_command')}")
+        known = {k: saved[k] for k in cls.__dataclass_fields__ if k in saved and k != "resumed"}
+        return cls(**known, resumed=True)
+
+    def logged(self, search: int) -> int:
+        return self.rounds_logged.get(str(search), 0)
+
+    def save(self, path: Path) -> None:
+        data = asdict(self)
+        data.pop("resumed")
+        write_json_atomic(path, data)

@@ -1,0 +1,140 @@
+"""The sweep directory's contract: every file name a sweep reads or writes, where each lives,
+and their (atomic) writers and readers. Layout::
+
+    <sweep dir>/
+      multirun.yaml               Hydra's config of the sweep, written once
+      sweep_state.json            resume state (pipeline.state)
+      optimization_results.yaml   the result (crossed: the summary over combinations)
+      leaderboard.csv  best.yaml  every trial best first; the best trial's full config
+      <job>/result.json           written by the recording task when a job ends
+      <job>/metrics.json          the task's final metrics, if it leaves them (optional)
+      zoom/round_<r>.yaml  trials.yaml  importance.yaml  importance.png  plots/
+                                  per search: in the sweep directory, or in combo_<i>/ when crossed
+      final/<job>/                seed re-runs of the best configurations (combo_<i>/final/<job>/)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.atomic import read_json, write_json_atomic, write_text_atomic, write_yaml_atomic
+from pipeline.trial import Outcome, Trial
+
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.json"
+RESULTS_FILE = "optimization_results.yaml"
+TRIALS_FILE = "trials.yaml"
+STATE_FILE = "sweep_state.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+BEST_FILE = "best.yaml"
+MULTIRUN_FILE = "multirun.yaml"
+IMPORTANCE_FILE = "importance.yaml"
+IMPORTANCE_FIGURE = "importance.png"
+ZOOM_DIR = "zoom"
+PLOTS_DIR = "plots"
+FINAL_DIR = "final"
+
+
+@dataclass(frozen=True)
+class SearchDir:
+    """The folder of one search: the sweep directory, or ``combo_<i>/`` of a crossed sweep."""
+
+    path: Path
+
+    def zoom_file(self, r: int) -> Path:
+        return self.path / ZOOM_DIR / f"round_{r}.yaml"
+
+    @property
+    def results(self) -> Path:
+        return self.path / RESULTS_FILE
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST_FILE
+
+    @property
+    def plots(self) -> Path:
+        return self.path / PLOTS_DIR
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_yaml_atomic(self.results, results)
+
+    def write_trials(self, trials: Sequence[Trial]) -> None:
+        write_yaml_atomic(self.path / TRIALS_FILE, [t.row() for t in trials])
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    """The sweep directory (``hydra.sweep.dir``) and where each of its files lives."""
+
+    root: Path
+
+    def search(self, index: int, crossed: bool) -> SearchDir:
+        return SearchDir(self.root / f"combo_{index}" if crossed else self.root)
+
+    @staticmethod
+    def job_subdir(job: int, plan_index: int, crossed: bool, *, final: bool = False) -> str:
+        """The job's directory relative to the sweep directory (``hydra.sweep.subdir``)."""
+        return f"{f'combo_{plan_index}/' if crossed else ''}{f'{FINAL_DIR}/' if final else ''}{job}"
+
+    def job_dir(self, subdir: str) -> Path:
+        return self.root / subdir
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def results(self) -> Path:
+        return self.root / RESULTS_FILE
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.root / LEADERBOARD_FILE
+
+    @property
+    def best(self) -> Path:
+        return self.root / BEST_FILE
+
+    @property
+    def multirun(self) -> Path:
+        return self.root / MULTIRUN_FILE
+
+
+def job_outcome(job_dir: Path, value: float | None, error: str | None) -> Outcome:
+    """A launched job's outcome with what its task left in ``metrics.json`` (if anything)."""
+    left = read_json(job_dir / METRICS_FILE) or {}
+    return Outcome(value, error, str(job_dir), left.get("run_id"), left.get("metrics") or {})
+
+
+def finished_outcome(job_dir: Path, recovered: Outcome | None = None) -> Outcome | None:
+    """A job's outcome from its ``result.json``; else ``recovered`` (a finished MLflow run of a
+    process that died before writing the file), which is then written down; ``None``: run it."""
+    record = read_json(job_dir / RESULT_FILE)
+    if record is not None and record.get("status") == "completed":
+        return job_outcome(job_dir, float(record["value"]), None)
+    if record is not None and record.get("status") == "failed":
+        return job_outcome(job_dir, None, record.get("error"))
+    if recovered is not None:
+        write_json_atomic(job_dir / RESULT_FILE, {"status": "completed", "value": recovered.value,
+                                                  "recovered": "mlflow"})
+        return replace(recovered, job_dir=str(job_dir))
+    return None
+
+
+def write_best_config(job_dir: Path, target: Path) -> None:
+    """The full config of the best trial (its job's ``.hydra/config.yaml``, resolved if it can be)."""
+    from omegaconf import OmegaConf
+
+    source = job_dir / ".hydra" / "config.yaml"
+    if not source.exists():
+        return
+    cfg = OmegaConf.load(source)
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception:
+        text = OmegaConf.to_yaml(cfg)
+    write_text_atomic(target, f"# full config of the best trial ({job_dir})\n{text}")

@@ -1,0 +1,271 @@
+"""The sweep runner in-process, without Hydra: a composer that builds the task config from the
+overrides, and a launcher that evaluates a plain function and writes what a real job writes
+(``result.json``, ``metrics.json``). Crossed combinations, seed re-runs, failures and the failure
+budget, the dry run, and resume after a crash injected after every write the runner makes (files
+and MLflow calls), each compared with an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.atomic import write_json_atomic
+from pipeline.jobs import Job
+from pipeline.lineage import make_lineage
+from pipeline.plan import describe, make_plan
+from pipeline.runner import SweepRunner
+from pipeline.search import parse
+from pipeline.settings import SweepSettings
+from pipeline.state import SweepState
+from pipeline.sweep import TooManyFailures
+from pipeline.sweep_dir import METRICS_FILE, RESULT_FILE, SweepDir, job_outcome
+from pipeline.trial import Outcome
+from tests.test_pinned_behaviour import snapshot
+
+BASE = {"x": 0.0, "y": "a", "seed": 0}
+OFFSET = {"a": 0.0, "b": 1.0, "c": 0.5}
+
+
+def bowl(cfg: DictConfig) -> float:
+    """Minimum 0 at x = 1, y = a; a seed adds a small, known offset; y = bad raises."""
+    if cfg.y == "bad":
+        raise ValueError("y=bad is not a shape")
+    return (float(cfg.x) - 1) ** 2 + OFFSET[str(cfg.y)] + 0.01 * (cfg.seed % 3)
+
+
+class DictComposer:
+    """The task config: ``BASE`` with each ``key=value`` override applied."""
+
+    def compose(self, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+        cfg = dict(BASE)
+        for o in overrides:
+            key, _, value = o.lstrip("+").partition("=")
+            cfg[key] = yaml.safe_load(value)
+        return OmegaConf.create(cfg), {}
+
+
+class FunctionLauncher:
+    """Evaluates ``f`` on each job's composed config and writes the job's files, as a job would."""
+
+    def __init__(self, root: Path, f: Callable[[DictConfig], float]) -> None:
+        self.root, self.f, self.launched = root, f, []
+
+    def launch(self, jobs: Sequence[Job]) -> list[Outcome]:
+        out = []
+        for job in jobs:
+            self.launched.append(job.number)
+            cfg, _ = DictComposer().compose(job.overrides)
+            job_dir = self.root / job.subdir
+            try:
+                value = self.f(cfg)
+            except Exception as exc:
+                write_json_atomic(job_dir / RESULT_FILE, {"status": "failed", "error": f"ValueError: {exc}"})
+                out.append(Outcome(None, f"ValueError: {exc}", str(job_dir)))
+                continue
+            write_json_atomic(job_dir / METRICS_FILE, {"metrics": {"loss": value, "test_loss": value + 1}})
+            write_json_atomic(job_dir / RESULT_FILE, {"status": "completed", "value": value})
+            out.append(job_outcome(job_dir, value, None))
+        return out
+
+
+def runner(tmp: Path, arguments: Sequence[str], *, resume: bool = False, uri: str | None = None,
+           **settings: Any) -> tuple[SweepRunner, Any]:
+    raw = {"rounds": 2, "trials_per_round": 4, "top_k": 2, "importance": False, "plots": False, "resume": resume,
+           "sampler": {"_target_": "plugins.samplers.random.RandomSampler", "seed": 5},
+           "tracking": {"uri": uri, "experiment": "runner"}, **settings}
+    s = SweepSettings.from_config(**raw)
+    space = parse(s.params, arguments)
+    sweep_dir = SweepDir(tmp / "sweep")
+    searches = make_plan(space, s, DictComposer(), sweep_dir)
+    state = SweepState.open(sweep_dir.state, resume=resume, arguments=arguments, params=s.params)
+    launcher = FunctionLauncher(sweep_dir.root, bowl)
+    return SweepRunner(s, searches, launcher, sweep_dir, state, lambda o: "task " + " ".join(o),
+                       make_lineage(s.tracking, sweep_dir.root)), space
+
+
+SPACE = ["x=interval(-4.0, 4.0)", "y=choice(a, b, c)"]
+
+
+def board(sweep_dir: Path) -> list[dict[str, str]]:
+    with open(sweep_dir / "leaderboard.csv") as f:
+        return [{k: v for k, v in row.items() if k not in ("job_dir", "mlflow_run_id")} for row in csv.DictReader(f)]
+
+
+def test_rounds_write_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r, space = runner(tmp_path, SPACE)
+    summary = r.run(space)
+    sweep = tmp_path / "sweep"
+    rows = yaml.safe_load((sweep / "trials.yaml").read_text())
+    assert [(t["round"], t["index"]) for t in rows] == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
+    values = [t["value"] for t in rows]
+    assert summary["best_value"] == min(values) and summary["trials"] == 8
+    assert summary["best_held_out"]["test_loss"] == pytest.approx(min(values) + 1)
+    assert summary["reproduce"].startswith("task x=")
+    assert sorted(p.name for p in (sweep / "zoom").iterdir()) == ["round_1.yaml", "round_2.yaml", "round_3.yaml"]
+    assert sorted(int(p.parent.name) for p in sweep.glob("*/result.json")) == list(range(8))
+    assert [float(b["objective"]) for b in board(sweep)] == sorted(values)
+    assert yaml.safe_load((sweep / "sweep_state.json").read_text())["status"] == "finished"
+    assert "Best objective=" in capsys.readouterr().out
+
+
+def test_crossed_combinations_get_their_own_searches(tmp_path: Path) -> None:
+    r, space = runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=a,b"])
+    summary = r.run(space)
+    sweep = tmp_path / "sweep"
+    assert [c["combination"] for c in summary["combinations"]] == [["y=a"], ["y=b"]]
+    assert summary["best_combination"] == ["y=a"]  # b adds 1 everywhere
+    for i, y in enumerate("ab"):
+        rows = yaml.safe_load((sweep / f"combo_{i}" / "trials.yaml").read_text())
+        assert len(rows) == 8 and {Path(t["job_dir"]).parent.name for t in rows} == {f"combo_{i}"}
+        assert all(t["value"] >= OFFSET[y] for t in rows)
+    assert sorted(int(p.parent.name) for p in sweep.glob("combo_1/*/result.json")) == list(range(8, 16))
+
+
+def test_seed_reruns_measure_the_noise_floor(tmp_path: Path) -> None:
+    r, space = runner(tmp_path, SPACE, final_seeds=2, final_top=2)
+    summary = r.run(space)
+    noise = summary["noise_floor"]
+    assert noise["seeds"] == 3 and len(noise["configs"]) == 2
+    best = noise["configs"][0]
+    # the function adds 0.01 x (seed mod 3): seeds 0, 1, 2 -> +0, +0.01, +0.02
+    assert best["values"] == pytest.approx([summary["best_value"], summary["best_value"] + 0.01,
+                                            summary["best_value"] + 0.02])
+    assert best["std"] == pytest.approx(0.01) and noise["std"] == pytest.approx(0.01)
+    # seed re-runs take the job numbers after every round: 8, 9 (best), 10, 11 (second)
+    assert sorted(int(p.parent.name) for p in (tmp_path / "sweep" / "final").glob("*/result.json")) == [8, 9, 10, 11]
+
+
+def test_failures_are_recorded_and_the_budget_stops_the_sweep(tmp_path: Path) -> None:
+    r, space = runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=choice(a, bad)"], max_failure_rate=1.0)
+    summary = r.run(space)
+    rows = yaml.safe_load((tmp_path / "sweep" / "trials.yaml").read_text())
+    failed = [t for t in rows if t["value"] is None]
+    assert failed and all(t["error"] == "ValueError: y=bad is not a shape" for t in failed)
+    assert summary["failed"] == len(failed) and all(t["params"]["y"] == "bad" for t in failed)
+    shutil.rmtree(tmp_path / "sweep")
+    r, space = runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=choice(bad)"], max_failure_rate=0.5)
+    with pytest.raises(TooManyFailures, match="4 of 4 trials failed"):
+        r.run(space)
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["failed"] == 4 and len(results["rounds"]) == 1
+    assert yaml.safe_load((tmp_path / "sweep" / "sweep_state.json").read_text())["status"] == "failed"
+
+
+def test_dry_run_describes_the_plan(tmp_path: Path) -> None:
+    r, _ = runner(tmp_path, ["x=tag(log, interval(0.1, 4.0))", "y=a,b"], zoom="trust")
+    text = describe(r.searches, r.settings)
+    assert text.splitlines()[0] == ("Dry run: 2 search(es) x 2 rounds x 4 trials = 16 trials; zoom: trust region "
+                                    "of 0.5 x the width around the best (top 2 keep the choices). Nothing launched.")
+    assert "  x: tag(log, interval(0.1, 4.0))  [log scale]" in text and "  fixed: y=b" in text
+    assert not (tmp_path / "sweep").exists()
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+class Fault:
+    """Crash after the ``n``-th counted call, while ``armed`` (the run before the resume)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls, self.armed, self.fired = n, 0, True, False
+
+
+def crash_after(fault: Fault, counted: Callable[..., bool], target: Any, name: str,
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the ``fault.n``-th counted call of the wrapped methods raise :class:`Crash` after it ran."""
+    original = getattr(target, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if fault.armed and counted(*args, **kwargs):
+            fault.calls += 1
+            if fault.calls == fault.n:
+                fault.armed, fault.fired = False, True
+                raise Crash(f"{name} #{fault.n}")
+        return result
+
+    monkeypatch.setattr(target, name, wrapper)
+
+
+def uninterrupted(tmp: Path, uri: str | None = None) -> dict[str, Any]:
+    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1)
+    r.run(space)
+    return {"files": snapshot(tmp / "sweep"), "board": board(tmp / "sweep")}
+
+
+def resume_after_crash(tmp: Path, fault: Fault, uri: str | None = None) -> tuple[dict[str, Any], set[int], list[int]]:
+    """Run until the crash, resume; the result files, the jobs finished before the resume and the
+    jobs the resume launched."""
+    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1)
+    try:
+        r.run(space)
+    except Crash:
+        pass
+    fault.armed = False
+    before = {int(p.parent.name) for p in (tmp / "sweep").rglob(RESULT_FILE)}
+    r, space = runner(tmp, SPACE, uri=uri, resume=True, final_seeds=1, final_top=1)
+    r.run(space)
+    return {"files": snapshot(tmp / "sweep"), "board": board(tmp / "sweep")}, before, r.launcher.launched
+
+
+def test_resume_after_a_crash_after_any_file_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = uninterrupted(tmp_path / "reference")
+    n = 1
+    while True:
+        tmp = tmp_path / f"crash_{n}"
+        fault = Fault(n)
+        with monkeypatch.context() as m:
+            crash_after(fault, lambda src, dst, tmp=tmp: str(tmp) in str(dst), os, "replace", m)
+            got, before, relaunched = resume_after_crash(tmp, fault)
+        assert got == expected, f"crash after write {n}"
+        assert not before & set(relaunched), f"crash after write {n}: finished jobs ran again"
+        assert {int(p.parent.name) for p in (tmp / "sweep").rglob(RESULT_FILE)} == set(range(9))
+        if not fault.fired:  # the run made fewer writes than n: every point was tried
+            break
+        n += 1
+    assert n > 30
+
+
+def test_resume_after_a_crash_after_any_mlflow_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     mlflow_template: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking import MlflowTracker
+
+    def store(tmp: Path) -> str:
+        tmp.mkdir(parents=True)
+        shutil.copy(mlflow_template, tmp / "mlflow.db")
+        return f"sqlite:///{tmp / 'mlflow.db'}"
+
+    expected = uninterrupted(tmp_path / "reference", store(tmp_path / "reference"))
+    n = 1
+    while True:
+        tmp = tmp_path / f"crash_{n}"
+        uri = store(tmp)
+        fault = Fault(n)
+        with monkeypatch.context() as m:
+            for name in ("start", "attach", "flush", "log_artifact", "end"):
+                crash_after(fault, lambda *a, **k: True, MlflowTracker, name, m)
+            got, before, relaunched = resume_after_crash(tmp, fault, uri)
+        assert got == expected, f"crash after MLflow call {n}"
+        assert not before & set(relaunched), f"crash after MLflow call {n}: finished jobs ran again"
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("runner").experiment_id], max_results=1000)
+        done = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+        assert sorted(int(r.data.tags["job"]) for r in done) == list(range(8))  # one finished run per trial
+        for r in done:
+            assert math.isclose(r.data.metrics["objective"], r.data.metrics["loss"])
+        if not fault.fired:
+            break
+        n += 1
+    assert n > 10
