@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from pipeline.registry import build
 from pipeline.search import Choice, Interval, Range, parse
-from plugins.samplers.base import Sampler
+from pipeline.trial import Trial
+from plugins.samplers.base import Sampler, propose, sees_history
 from plugins.samplers.grid import GridSampler
 from tests.conftest import CONF
 
@@ -118,3 +119,47 @@ def test_grid_cut_by_the_budget_is_reported() -> None:
     points = sampler.sample(space, 8)
     assert len(points) == 8
     assert sampler.notes == ["grid of 66 points cut to the budget of 8 (evenly spaced)"]
+
+
+def history_of(sampler: Sampler, n: int = 12) -> list[Trial]:
+    """Finished trials of a first round: values, one failure, one non-finite value."""
+    trials = []
+    for i, params in enumerate(sampler.sample(SPACE, n, stream=(0, 1))):
+        value = None if i == 3 else float("nan") if i == 5 else float(i % 7)
+        trials.append(Trial(1, i, params, value, "boom" if i == 3 else None))
+    return trials
+
+
+def test_same_seed_stream_and_history_give_the_same_proposals(yaml_path: Path) -> None:
+    """Resume depends on it: a resumed round must propose what the interrupted one did."""
+    history = history_of(make(yaml_path))
+    a = propose(make(yaml_path), SPACE, 9, stream=(0, 2), history=history)
+    b = propose(make(yaml_path), SPACE, 9, stream=(0, 2), history=list(history))
+    assert a == b and 1 <= len(a) <= 9
+    for trial in a:
+        assert all(dim.contains(trial[dim.key]) for dim in SPACE.dims)
+
+
+class OldStyleSampler(Sampler):
+    """A plugin written for the contract without history: ``sample(space, n, *, stream)``."""
+
+    def sample(self, space, n, *, stream=()):  # noqa: ANN001, ANN202 - the old signature, as users wrote it
+        rng = self.rng(*stream)
+        return [{d.key: self.values(d, rng.random(1))[0] for d in space.dims} for _ in range(n)]
+
+
+class HistorySampler(Sampler):
+    """Proposes the best trial so far again, to prove it was handed the history."""
+
+    def sample(self, space, n, *, stream=(), history=()):  # noqa: ANN001, ANN202
+        best = min((t for t in history if t.ok), key=lambda t: t.value)
+        return [dict(best.params) for _ in range(n)]
+
+
+def test_old_style_samplers_keep_working_and_new_ones_see_the_history() -> None:
+    history = history_of(OldStyleSampler(seed=1))
+    assert not sees_history(OldStyleSampler()) and sees_history(HistorySampler())
+    old = propose(OldStyleSampler(seed=1), SPACE, 4, stream=(0, 2), history=history)
+    assert len(old) == 4 and old == OldStyleSampler(seed=1).sample(SPACE, 4, stream=(0, 2))
+    new = propose(HistorySampler(), SPACE, 2, stream=(0, 2), history=history)
+    assert new == [history[0].params] * 2  # value 0.0 is the best; the failure and NaN are skipped
