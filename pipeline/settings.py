@@ -7,7 +7,7 @@ else reads the raw settings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -60,45 +60,42 @@ class SweepSettings:
 
     @classmethod
     def from_config(cls, **raw: Any) -> SweepSettings:
-        """Check and freeze the raw ``hydra.sweeper`` values (plain containers, no DictConfig)."""
-        s = {k: v for k, v in raw.items() if not k.startswith("_")}
-        _positive_int("rounds", s.get("rounds", 3))
-        _positive_int("trials_per_round", s.get("trials_per_round", 16))
-        top_k = s.get("top_k")
-        if top_k is not None:
-            _positive_int("top_k", top_k)
-            if top_k > s.get("trials_per_round", 16):
-                raise ConfigError("hydra.sweeper.top_k", top_k,
-                                  f"larger than a round (trials_per_round={s.get('trials_per_round', 16)})")
-        _number_in("top_fraction", s.get("top_fraction", 0.25), 0, 1, "must be in (0, 1]", low_open=True)
-        zoom = s.get("zoom", "span")
-        if zoom not in tuple(ZoomMode):
-            raise ConfigError("hydra.sweeper.zoom", zoom, f"must be one of {', '.join(ZoomMode)}")
-        margin = s.get("margin", 0.1)
-        if not _is_number(margin) or not margin >= 0:
-            raise ConfigError("hydra.sweeper.margin", margin, "must be >= 0")
-        _number_in("shrink", s.get("shrink", 0.5), 0, 1, "must be in (0, 1]", low_open=True)
-        _number_in("min_width", s.get("min_width", 0.05), 0, 1, "must be in (0, 1]", low_open=True)
-        _number_in("max_failure_rate", s.get("max_failure_rate", 0.5), 0, 1, "must be in [0, 1]")
-        final_seeds = s.get("final_seeds", 0)
-        if isinstance(final_seeds, bool) or not isinstance(final_seeds, int) or final_seeds < 0:
-            raise ConfigError("hydra.sweeper.final_seeds", final_seeds, "must be an integer >= 0")
-        if final_seeds:
-            _positive_int("final_top", s.get("final_top", 3))
-        direction = s.get("direction", "minimize")
-        if direction not in tuple(Direction):
-            raise ConfigError("hydra.sweeper.direction", direction, "must be minimize or maximize")
-        policy = ZoomPolicy(ZoomMode(zoom), top_k, s.get("top_fraction", 0.25), margin,
-                            s.get("shrink", 0.5), s.get("min_width", 0.05))
-        return cls(
-            params=dict(s.get("params") or {}), rounds=s.get("rounds", 3),
-            trials_per_round=s.get("trials_per_round", 16), policy=policy,
-            max_failure_rate=s.get("max_failure_rate", 0.5), dry_run=bool(s.get("dry_run", False)),
-            objective=Objective(Direction(direction), s.get("metric")), sampler=dict(s.get("sampler") or {}),
-            check=s.get("check"), resume=bool(s.get("resume", False)), importance=bool(s.get("importance", True)),
-            plots=bool(s.get("plots", True)), quiet=bool(s.get("quiet", False)), final_seeds=final_seeds,
-            final_top=s.get("final_top", 3), seed_key=s.get("seed_key", "seed"),
-            tracking=_tracking(s.get("tracking") or {}))
+        """Check and freeze the raw ``hydra.sweeper`` values (plain containers, no DictConfig);
+        keys left out take the defaults above."""
+        policy_keys = {"top_k", "top_fraction", "margin", "shrink", "min_width"}
+        defaults = {**{f.name: getattr(ZoomPolicy(), f.name) for f in fields(ZoomPolicy) if f.name in policy_keys},
+                    **{f.name: getattr(cls(), f.name) for f in fields(cls)},
+                    "zoom": ZoomPolicy().mode.value, "direction": Direction.MINIMIZE.value, "metric": None}
+        s = {**defaults, **{k: v for k, v in raw.items() if not k.startswith("_")}}
+        for name in ("rounds", "trials_per_round"):
+            _positive_int(name, s[name])
+        if s["top_k"] is not None:
+            _positive_int("top_k", s["top_k"])
+            if s["top_k"] > s["trials_per_round"]:
+                raise ConfigError("hydra.sweeper.top_k", s["top_k"],
+                                  f"larger than a round (trials_per_round={s['trials_per_round']})")
+        for name in ("top_fraction", "shrink", "min_width"):
+            _number_in(name, s[name], 0, 1, "must be in (0, 1]", low_open=True)
+        if not _is_number(s["margin"]) or not s["margin"] >= 0:
+            raise ConfigError("hydra.sweeper.margin", s["margin"], "must be >= 0")
+        _number_in("max_failure_rate", s["max_failure_rate"], 0, 1, "must be in [0, 1]")
+        if s["zoom"] not in tuple(ZoomMode):
+            raise ConfigError("hydra.sweeper.zoom", s["zoom"], f"must be one of {', '.join(ZoomMode)}")
+        if isinstance(s["final_seeds"], bool) or not isinstance(s["final_seeds"], int) or s["final_seeds"] < 0:
+            raise ConfigError("hydra.sweeper.final_seeds", s["final_seeds"], "must be an integer >= 0")
+        if s["final_seeds"]:
+            _positive_int("final_top", s["final_top"])
+        if s["direction"] not in tuple(Direction):
+            raise ConfigError("hydra.sweeper.direction", s["direction"], "must be minimize or maximize")
+        policy = ZoomPolicy(ZoomMode(s.pop("zoom")), **{k: s.pop(k) for k in policy_keys})
+        objective = Objective(Direction(s.pop("direction")), s.pop("metric"))
+        tracking = s.pop("tracking")
+        s.update(params=dict(s["params"] or {}), sampler=dict(s["sampler"] or {}), policy=policy, objective=objective,
+                 tracking=tracking if isinstance(tracking, TrackingSettings) else _tracking(tracking or {}))
+        unknown = sorted(set(s) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"hydra.sweeper.{unknown[0]}", s[unknown[0]], "not a setting of the zoom sweeper")
+        return cls(**s)
 
 
 def _tracking(raw: Mapping[str, Any]) -> TrackingSettings:
