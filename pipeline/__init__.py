@@ -52,10 +52,14 @@ def _tracking_uri(enabled: bool, uri: str | None) -> str | None:
 
 
 def _register_resolvers() -> None:
+    """This app's config resolver and its typed schema (pipeline.schema), for Hydra to compose with."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("pipeline.tracking_uri"):
         OmegaConf.register_new_resolver("pipeline.tracking_uri", _tracking_uri)
+    from pipeline import schema
+
+    schema.register()
 
 
 _register_resolvers()

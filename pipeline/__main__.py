@@ -66,6 +66,34 @@ def check_overrides(argv: list[str]) -> None:
             sys.exit(2)
 
 
+def report_config_errors_in_one_line() -> None:
+    """Hydra reports a config it cannot compose (a value of the wrong type for pipeline.schema, in
+    an override or a YAML file) in several lines and exits 1, after nothing was written; report
+    it as this project's one line naming the key and value, exit 2. Hydra runs ``main`` through
+    ``hydra._internal.utils.run_and_report``: wrap what it runs, let everything else through."""
+    from hydra._internal import utils as hydra_utils
+
+    from pipeline.errors import as_config_error
+
+    report = hydra_utils.run_and_report
+
+    def run_and_report(func):  # noqa: ANN001, ANN202 - Hydra's signature
+        def guarded():  # noqa: ANN202
+            try:
+                return func()
+            except Exception as exc:
+                error = as_config_error(exc)
+                if error is None:
+                    raise
+                print(f"Error: {error}", file=sys.stderr)
+                sys.exit(2)
+
+        return report(guarded)
+
+    hydra_utils.run_and_report = run_and_report
+
+
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
+    report_config_errors_in_one_line()
     main()

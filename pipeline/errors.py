@@ -36,3 +36,42 @@ class TrialTimeout(RuntimeError):
 
     def __reduce__(self) -> tuple:
         return type(self), (self.epoch, self.limit_s)
+
+
+_EXPECTED = {"Integer": "expected an integer", "Float": "expected a number", "Boolean": "expected true or false",
+             "String": "expected a string"}
+
+
+def as_config_error(exc: BaseException) -> ConfigError | None:
+    """The one-line :class:`ConfigError` for an OmegaConf type error found while composing (the
+    exception itself or its cause), else ``None``."""
+    import re
+
+    from omegaconf.errors import ValidationError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or not cause.full_key:
+        return None
+    text = str(cause).splitlines()[0]
+    converted = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", text)
+    not_bool = re.search(r"Value '(.*)' is not a valid bool", text)
+    if not_bool:
+        return ConfigError(cause.full_key, not_bool.group(1), _EXPECTED["Boolean"])
+    if converted:
+        value, kind, target = converted.groups()
+        shown: Any = value if kind == "str" else _literal(value)
+        return ConfigError(cause.full_key, shown, _EXPECTED.get(target, f"expected {target.lower()}"))
+    if "is not Optional" in text:
+        return ConfigError(cause.full_key, None, "must not be null")
+    return ConfigError(cause.full_key, getattr(cause, "value", None), text)
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text

@@ -3,12 +3,14 @@ sweeper's own MLflow lineage for a foreign app (one that logs nothing itself).""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -64,3 +66,27 @@ def test_a_foreign_app_gets_the_sweepers_own_mlflow_runs(tmp_path: Path, mlflow_
             assert run.info.status == "FINISHED" and run.data.metrics["distance"] == row["value"]
     assert parent.data.params["sweeper.metric"] == "distance"
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_value")] == [1, 2]
+
+
+def test_an_in_process_sweep_through_hydras_test_fixtures(hydra_sweep_runner: Any, hydra_restore_singletons: Any,
+                                                          tmp_path: Path) -> None:
+    """Hydra's own multirun, in this process, on the foreign app's config: the same files as the
+    pinned subprocess sweep."""
+    from tests.test_pinned_behaviour import PINNED, POLICY, snapshot
+
+    def sphere(cfg: Any) -> float:
+        return float(cfg.x) ** 2 + float(cfg.y) ** 2
+
+    sweep = hydra_sweep_runner(calling_file=str(APPS / "sphere" / "sphere.py"), calling_module=None,
+                               task_function=sphere, config_path=".", config_name="sphere",
+                               overrides=[*POLICY, "hydra.job.chdir=false"], temp_dir=tmp_path / "out")
+    with sweep:
+        assert sweep.returns["best_value"] == min(r["value"] for r in
+                                                  yaml.safe_load((tmp_path / "out" / "trials.yaml").read_text())
+                                                  if r["value"] is not None)
+        got = snapshot(tmp_path / "out")
+    expected = json.loads((PINNED / "sphere_policy.json").read_text())
+    got = json.loads(json.dumps(got))
+    reproduce = got["optimization_results.yaml"].pop("reproduce")  # names pytest as the program here
+    assert reproduce.endswith(expected["optimization_results.yaml"].pop("reproduce").removeprefix("python sphere.py"))
+    assert got == expected

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, as_config_error
 
 
 class HydraComposer:
@@ -24,6 +24,7 @@ class HydraComposer:
             cfg = self.loader.load_sweep_config(self.config, list(overrides))
         except HydraException as exc:
             message = str(exc).splitlines()[0]
-            raise ConfigError("overrides", " ".join(overrides), f"cannot compose: {message}") from None
+            raise as_config_error(exc) or ConfigError("overrides", " ".join(overrides),
+                                                      f"cannot compose: {message}") from None
         choices = {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
         return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), choices
