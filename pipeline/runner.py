@@ -175,23 +175,27 @@ class SweepRunner:
         s, p = self.settings, out.search
         assert out.result is not None and p.base_seed is not None
         ranked = s.objective.top(out.result.trials, s.final_top)
+        tags = {"round": "final"}
+        slots = [(k, seed) for k in range(len(ranked)) for seed in range(1, s.final_seeds + 1)]
+        numbers = {slot: self.numbers.seed_rerun(p.index, *slot) for slot in slots}
+        names = {(k, seed): f"final-t{k}-s{seed}" for k, seed in slots}
         outcomes: dict[tuple[int, int], Outcome] = {}
         jobs: list[tuple[tuple[int, int], Job]] = []
-        for k, trial in enumerate(ranked):
-            for seed in range(1, s.final_seeds + 1):
-                number = self.numbers.seed_rerun(p.index, k, seed)
-                subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed, final=True)
-                done = finished_outcome(self.sweep_dir.job_dir(subdir))
-                if done is not None:
-                    outcomes[k, seed] = done
-                    continue
-                name = f"final-t{k}-s{seed}"
-                overrides = [*p.overrides(dict(trial.params)), f"{s.seed_key}={p.base_seed + seed}"]
-                overrides += self.lineage.trial_overrides(p, name, number, {"round": "final"})
-                jobs.append(((k, seed), Job(number, subdir, tuple(overrides), name, {"round": "final"})))
+        for k, seed in slots:
+            subdir = self.sweep_dir.job_subdir(numbers[k, seed], p.index, self.crossed, final=True)
+            done = finished_outcome(self.sweep_dir.job_dir(subdir))
+            if done is not None:
+                outcomes[k, seed] = done
+                continue
+            overrides = [*p.overrides(dict(ranked[k].params)), f"{s.seed_key}={p.base_seed + seed}"]
+            overrides += self.lineage.trial_overrides(p, names[k, seed], numbers[k, seed], tags)
+            jobs.append(((k, seed), Job(numbers[k, seed], subdir, tuple(overrides), names[k, seed], tags)))
         log.info(f"[{p.label}] noise floor: {len(ranked)} best configurations x {s.final_seeds} more seeds")
         for (slot, _), outcome in zip(jobs, self.launcher.launch([j for _, j in jobs]), strict=True):
             outcomes[slot] = outcome
+        # round 0: a re-run, not a round of the search; its params name the seed it ran with
+        self.lineage.log_trials(p, [(numbers[k, seed], names[k, seed], tags, Trial.from_outcome(
+            0, k, {**ranked[k].params, s.seed_key: p.base_seed + seed}, outcomes[k, seed])) for k, seed in slots])
         reruns = {k: [outcomes[k, seed].value for seed in range(1, s.final_seeds + 1)
                       if outcomes[k, seed].value is not None] for k in range(len(ranked))}
         out.noise = noise_floor(ranked, reruns, s.final_seeds)
@@ -264,4 +268,4 @@ def _bounds(space: SearchSpace) -> dict[str, float]:
     return out
 
 
-__all__ = ["NoProgress", "SweepRunner", "Trial"]
+__all__ = ["NoProgress", "SweepRunner"]
