@@ -107,14 +107,20 @@ def sampler_figure(path: Path, n: int = 2000, seed: int = 0) -> None:
 
 
 def best_trials_figure(histories: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]], path: Path) -> None:
-    """Learning curves and batch-norm running statistics over epochs of the best trials.
+    """Learning curves and batch-norm running statistics over epochs of the best trials (this
+    app's metric names); for any other app one panel per metric it logged (at most four).
     ``histories``: trial label -> metric name -> [(epoch, value)]."""
     plt = _pyplot()
+    keys = sorted({k for h in histories.values() for k in h})
     panels = [("loss", ("train_loss", "val_loss")), ("accuracy", ("train_acc", "val_acc"))]
-    bn = sorted({k.rsplit("/", 1)[0] for h in histories.values() for k in h if k.startswith("bn/")})
+    if not {k for _, names in panels for k in names} & set(keys):
+        panels = [(k, (k,)) for k in keys[:4]]
+    bn = sorted({k.rsplit("/", 1)[0] for k in keys if k.startswith("bn/")})
     if bn:
         panels += [("running mean (avg over features)", tuple(f"{p}/running_mean_avg" for p in bn)),
                    ("running var (avg over features)", tuple(f"{p}/running_var_avg" for p in bn))]
+    if not panels:
+        return
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels, strict=True):
         for n, (label, h) in enumerate(histories.items()):

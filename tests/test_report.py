@@ -51,5 +51,6 @@ def test_figures_are_pngs(tmp_path: Path) -> None:
     sampler_figure(tmp_path / "samplers.png")
     best_trials_figure({"r1-t00": {"train_loss": [(1, 1.0), (2, 0.5)], "val_loss": [(1, 1.1), (2, 0.6)],
                                    "bn/layer0/running_mean_avg": [(1, 0.0), (2, 0.1)]}}, tmp_path / "best.png")
-    for name in ("zoom.png", "samplers.png", "best.png"):
+    best_trials_figure({"r1-t00": {"distance": [(0, 0.3)]}}, tmp_path / "other_app.png")  # any metric names
+    for name in ("zoom.png", "samplers.png", "best.png", "other_app.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
