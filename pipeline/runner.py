@@ -6,11 +6,14 @@ run twice). Hydra-free: jobs go to a :class:`pipeline.jobs.Launcher`."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline import analysis
+from pipeline.atomic import write_yaml_atomic
 from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
 from pipeline.plan import Search
@@ -30,6 +33,7 @@ from pipeline.summary import (
 from pipeline.sweep import Round, SearchResult, TooManyFailures, search
 from pipeline.sweep_dir import SweepDir, finished_outcome, write_best_config
 from pipeline.trial import Outcome, Trial
+from pipeline.zoom import write_space
 
 log = logging.getLogger("pipeline.sweep")
 
@@ -114,8 +118,6 @@ class SweepRunner:
 
     def _round(self, p: Search, r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace) -> list[Outcome]:
         """Launch one round's trials; trials that finished before an interruption are read back."""
-        from pipeline.zoom import write_space
-
         write_space(p.directory.zoom_file(r), space, header=f"space sampled in round {r} of {self.sweep_dir.root}")
         finished = self.lineage.finished(p) if self.settings.resume else {}
         outcomes: dict[int, Outcome] = {}
@@ -144,8 +146,6 @@ class SweepRunner:
 
     def _after_round(self, out: Outcomes, record: Round) -> None:
         """Write the next round's space, the results so far and the state; log the round once."""
-        from pipeline.zoom import write_space
-
         p, s = out.search, self.settings
         write_space(p.directory.zoom_file(record.round + 1), record.next_space,
                     header=f"zoomed after round {record.round} of {self.sweep_dir.root}")
@@ -208,8 +208,6 @@ class SweepRunner:
         p.directory.write_results(search_results(out, s, self.reproduce))
         best = out.best
         if best is not None and best.job_dir:
-            from pathlib import Path
-
             write_best_config(Path(best.job_dir), p.directory.best)
         self.lineage.log_files(p, [p.directory.results, p.directory.best])
         if s.importance:
@@ -228,13 +226,9 @@ class SweepRunner:
         ranked = ranked_searches(done, s.objective)
         if self.crossed:
             summary = crossed_summary(self.outcomes, s, self.reproduce)
-            from pipeline.atomic import write_yaml_atomic
-
             write_yaml_atomic(self.sweep_dir.results, summary)
             top = ranked[0] if ranked else None
             if top is not None and top.search.directory.best.exists():
-                from pathlib import Path
-
                 write_best_config(Path(top.best.job_dir), self.sweep_dir.best)
             self.lineage.log_files(None, [self.sweep_dir.results])
             if top is not None:
@@ -247,7 +241,7 @@ class SweepRunner:
         board = leaderboard(leaderboard_trials(self.outcomes), s.objective.direction.value)
         write_csv(self.sweep_dir.leaderboard, board)
         if not ranked:
-            print("No trial succeeded.", file=__import__("sys").stderr)
+            print("No trial succeeded.", file=sys.stderr)
             return summary
         top = ranked[0]
         print(final_report(ranked, summary, board, metric=s.objective.metric,
