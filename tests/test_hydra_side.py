@@ -44,7 +44,8 @@ def test_a_foreign_app_gets_the_sweepers_own_mlflow_runs(tmp_path: Path, mlflow_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.run([sys.executable, "sphere.py", "-m", "hydra.sweep.dir=out",
                            f"hydra.sweeper.tracking.uri={uri}", "hydra.sweeper.tracking.experiment=sphere",
-                           "hydra.sweeper.rounds=2", "hydra.sweeper.metric=distance", "y=choice(0, 5, oops)"],
+                           "hydra.sweeper.rounds=2", "hydra.sweeper.metric=distance", "y=choice(0, 5, oops)",
+                           "hydra.sweeper.plots=false"],
                           cwd=app, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -26,12 +26,13 @@ APPS = Path(__file__).parent / "apps"
 PINNED = Path(__file__).parent / "data" / "pinned"
 RECORD = os.environ.get("PIN_RECORD") == "1"
 
-POLICY = ["hydra.sweeper.rounds=3", "hydra.sweeper.trials_per_round=8", "hydra.sweeper.zoom=span",
+FAST = ["hydra.sweeper.importance=false", "hydra.sweeper.plots=false"]  # not part of the pinned files
+POLICY = [*FAST, "hydra.sweeper.rounds=3", "hydra.sweeper.trials_per_round=8", "hydra.sweeper.zoom=span",
           "hydra.sweeper.top_k=null", "hydra.sweeper.top_fraction=0.25", "hydra.sweeper.margin=0.1",
           "hydra.sweeper.max_failure_rate=1.0",
           "hydra.sweeper.sampler._target_=plugins.samplers.random.RandomSampler", "hydra.sweeper.sampler.seed=3",
           "x=interval(-5.0, 5.0)", "y=choice(-5, 0, 5, oops)"]
-CROSSED = ["hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=5", "hydra.sweeper.zoom=trust",
+CROSSED = [*FAST, "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=5", "hydra.sweeper.zoom=trust",
            "hydra.sweeper.shrink=0.5", "hydra.sweeper.top_k=2", "hydra.sweeper.sampler.seed=1",
            "x=range(-5.5, 5.5, step=0.5)", "y=-5,0,5"]
 APP = ["trainer.epochs=1", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.rounds=2",
