@@ -1,6 +1,6 @@
-"""Jobs: what the sweep hands a launcher. Job numbers are fixed by position (a round reserves
-``trials_per_round`` numbers, the seed re-runs follow all rounds of all searches), so a resumed
-sweep gives every trial the number, directory and run name it had."""
+"""Jobs: what the sweep hands a launcher. Job numbers are fixed by position (a search reserves
+``n_trials`` numbers, round after round; the seed re-runs follow all rounds of all searches), so a
+resumed sweep gives every trial the number, directory and run name it had."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipeline.schedule import Schedule
 from pipeline.trial import Outcome
 
 
@@ -33,23 +34,22 @@ class Launcher(Protocol):
 @dataclass(frozen=True)
 class JobNumbers:
     searches: int
-    rounds: int
-    trials_per_round: int
+    schedule: Schedule
     final_top: int = 0
     final_seeds: int = 0
 
     def trial(self, search: int, r: int, i: int) -> int:
         """Trial ``i`` of round ``r`` (from 1) of search ``search``."""
-        return (search * self.rounds + r - 1) * self.trials_per_round + i
+        return search * self.schedule.total + self.schedule.start(r) + i
 
     def seed_rerun(self, search: int, k: int, s: int) -> int:
         """Re-run with seed offset ``s`` (from 1) of the ``k``-th best configuration."""
-        rounds_total = self.searches * self.rounds * self.trials_per_round
+        rounds_total = self.searches * self.schedule.total
         return rounds_total + (search * self.final_top + k) * self.final_seeds + s - 1
 
     @property
     def total(self) -> int:
-        return self.searches * (self.rounds * self.trials_per_round + self.final_top * self.final_seeds)
+        return self.searches * (self.schedule.total + self.final_top * self.final_seeds)
 
 
 def trial_name(search: int, crossed: bool, r: int, i: int) -> str:

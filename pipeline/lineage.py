@@ -114,7 +114,9 @@ class SweepLineage(NullLineage):
             return
         first = searches[0]
         policy = settings.policy
-        sweeper = {"rounds": settings.rounds, "trials_per_round": settings.trials_per_round,
+        schedule = settings.schedule
+        sweeper = {"n_trials": schedule.total, "rounds": schedule.rounds,
+                   "schedule": ",".join(map(str, schedule.sizes)), "timeout_s": settings.timeout_s,
                    "top_k": policy.top_k, "top_fraction": policy.top_fraction, "zoom": policy.mode.value,
                    "margin": policy.margin, "shrink": policy.shrink, "min_width": policy.min_width,
                    "max_failure_rate": settings.max_failure_rate,

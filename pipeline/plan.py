@@ -131,10 +131,11 @@ def describe(searches: Sequence[Search], settings: SweepSettings) -> str:
     """The dry run's text: searches, trials, the zoom policy, and each search's space and scales."""
     from pipeline.zoom import dims_summary
 
-    total = len(searches) * settings.rounds * settings.trials_per_round
-    objective = settings.objective
-    lines = [f"Dry run: {len(searches)} search(es) x {settings.rounds} rounds x {settings.trials_per_round} trials "
-             f"= {total} trials; {settings.policy.describe(settings.trials_per_round)}. Nothing launched."]
+    schedule, objective = settings.schedule, settings.objective
+    total = len(searches) * schedule.total
+    each = f"{len(searches)} search(es) x " if len(searches) > 1 else ""
+    lines = [f"Dry run: {each}{schedule.describe()}" + (f" (each search), {total} in all" if each else "")
+             + f"; {settings.policy.describe(schedule.sizes[-1])}. Nothing launched."]
     for s in searches:
         lines.append(f"\n[{s.label}] sampler {s.sampler!r}, direction {objective.direction.value}"
                      + (f" of {objective.metric}" if objective.metric else ""))

@@ -61,7 +61,7 @@ class SweepRunner:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.numbers = JobNumbers(len(self.searches), s.rounds, s.trials_per_round, s.final_top, s.final_seeds)
+        self.numbers = JobNumbers(len(self.searches), s.schedule, s.final_top, s.final_seeds)
         self.outcomes = [Outcomes(p) for p in self.searches]
         self.crossed = len(self.searches) > 1
 
@@ -103,10 +103,10 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        log.info(f"[{p.label}] {s.rounds} rounds x {s.trials_per_round} trials, {p.sampler!r}")
+        log.info(f"[{p.label}] {s.schedule.describe()}, {p.sampler!r}")
         try:
             out.result = search(p.space, p.sampler, lambda r, proposals, space: self._round(p, r, proposals, space),
-                                rounds=s.rounds, trials_per_round=s.trials_per_round, objective=s.objective,
+                                schedule=s.schedule, objective=s.objective,
                                 policy=s.policy, max_failure_rate=s.max_failure_rate, stream=(p.index,),
                                 on_round=lambda record: self._after_round(out, record))
         finally:
@@ -150,7 +150,7 @@ class SweepRunner:
         write_space(p.directory.zoom_file(record.round + 1), record.next_space,
                     header=f"zoomed after round {record.round} of {self.sweep_dir.root}")
         best = record.best
-        log.info(f"[{p.label}] round {record.round}/{s.rounds}: {len(record.trials)} trials, "
+        log.info(f"[{p.label}] round {record.round}/{s.schedule.rounds}: {len(record.trials)} trials, "
                  f"{record.failed} failed; best so far {best.value if best else None}")
         for note in record.notes:
             log.warning(f"[{p.label}] {note}")
@@ -200,7 +200,7 @@ class SweepRunner:
                       if outcomes[k, seed].value is not None] for k in range(len(ranked))}
         out.noise = noise_floor(ranked, reruns, s.final_seeds)
         if out.noise["std"] is not None:
-            self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=s.rounds)
+            self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=s.schedule.rounds)
 
     def _write_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
@@ -211,7 +211,7 @@ class SweepRunner:
             write_best_config(Path(best.job_dir), p.directory.best)
         self.lineage.log_files(p, [p.directory.results, p.directory.best])
         if s.importance:
-            analysis.importance(out, s.objective.metric, s.rounds, self.lineage)
+            analysis.importance(out, s.objective.metric, s.schedule.rounds, self.lineage)
         if s.plots:
             analysis.plots(out, s.objective.metric, self.lineage)
 
@@ -232,7 +232,7 @@ class SweepRunner:
                 write_best_config(Path(top.best.job_dir), self.sweep_dir.best)
             self.lineage.log_files(None, [self.sweep_dir.results])
             if top is not None:
-                self.lineage.log_metrics(None, {"best_value": top.best.value}, step=s.rounds)
+                self.lineage.log_metrics(None, {"best_value": top.best.value}, step=s.schedule.rounds)
                 self.lineage.tag(None, {"best_combination": top.search.label})
         else:
             summary = search_results(self.outcomes[0], s, self.reproduce) if done else {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.objective import Direction, Objective
+from pipeline.schedule import DEFAULT_N_TRIALS, Schedule
 from pipeline.zoom import ZoomMode, ZoomPolicy
 
 # What a task's config may take from the sweeper for MLflow lineage (hydra.sweeper.tracking.trial_keys).
@@ -37,8 +38,8 @@ class TrackingSettings:
 @dataclass(frozen=True)
 class SweepSettings:
     params: Mapping[str, Any] = field(default_factory=dict)
-    rounds: int = 3
-    trials_per_round: int = 16
+    schedule: Schedule = Schedule.plan(DEFAULT_N_TRIALS)
+    timeout_s: float | None = None  # no trial starts after this many seconds of the sweep
     policy: ZoomPolicy = ZoomPolicy()
     max_failure_rate: float = 0.5
     dry_run: bool = False
@@ -54,10 +55,6 @@ class SweepSettings:
     seed_key: str = "seed"
     tracking: TrackingSettings = TrackingSettings()
 
-    @property
-    def top_count(self) -> int:
-        return self.policy.top_count(self.trials_per_round)
-
     @classmethod
     def from_config(cls, **raw: Any) -> SweepSettings:
         """Check and freeze the raw ``hydra.sweeper`` values (plain containers, no DictConfig);
@@ -65,15 +62,19 @@ class SweepSettings:
         policy_keys = {"top_k", "top_fraction", "margin", "shrink", "min_width"}
         defaults = {**{f.name: getattr(ZoomPolicy(), f.name) for f in fields(ZoomPolicy) if f.name in policy_keys},
                     **{f.name: getattr(cls(), f.name) for f in fields(cls)},
-                    "zoom": ZoomPolicy().mode.value, "direction": Direction.MINIMIZE.value, "metric": None}
+                    "zoom": ZoomPolicy().mode.value, "direction": Direction.MINIMIZE.value, "metric": None,
+                    "n_trials": None, "rounds": None, "trials_per_round": None}
         s = {**defaults, **{k: v for k, v in raw.items() if not k.startswith("_")}}
-        for name in ("rounds", "trials_per_round"):
-            _positive_int(name, s[name])
+        budget = (s.pop("n_trials"), s.pop("rounds"), s.pop("trials_per_round"))
+        s["schedule"] = Schedule.plan(*budget) if budget != (None, None, None) else Schedule.plan(DEFAULT_N_TRIALS)
         if s["top_k"] is not None:
             _positive_int("top_k", s["top_k"])
-            if s["top_k"] > s["trials_per_round"]:
+            if s["top_k"] > min(s["schedule"].sizes):
                 raise ConfigError("hydra.sweeper.top_k", s["top_k"],
-                                  f"larger than a round (trials_per_round={s['trials_per_round']})")
+                                  f"larger than a round ({s['schedule'].describe()})")
+        if s["timeout_s"] is not None and (not _is_number(s["timeout_s"]) or not s["timeout_s"] > 0):
+            raise ConfigError("hydra.sweeper.timeout_s", s["timeout_s"], "must be a positive number of seconds "
+                              "(or null)")
         for name in ("top_fraction", "shrink", "min_width"):
             _number_in(name, s[name], 0, 1, "must be in (0, 1]", low_open=True)
         if not _is_number(s["margin"]) or not s["margin"] >= 0:

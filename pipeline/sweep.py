@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.objective import Objective
 from pipeline.sampler import Sampler, propose
+from pipeline.schedule import Schedule
 from pipeline.search import SearchSpace
 from pipeline.trial import Outcome, Trial
 from pipeline.zoom import ZoomPolicy
@@ -69,26 +70,30 @@ def search(
     sampler: Sampler,
     evaluate: Evaluate,
     *,
-    rounds: int,
-    trials_per_round: int,
+    rounds: int | None = None,
+    trials_per_round: int | None = None,
+    schedule: Schedule | None = None,
     objective: Objective = DEFAULT_OBJECTIVE,
     policy: ZoomPolicy = DEFAULT_POLICY,
     max_failure_rate: float = 1.0,
     stream: tuple[int, ...] = (),
     on_round: Callable[[Round], None] | None = None,
 ) -> SearchResult:
-    """Run ``rounds`` rounds of ``trials_per_round`` trials, zooming after each round onto the
-    best successful trials so far (``policy``).
+    """Run the rounds of ``schedule`` (or ``rounds`` rounds of ``trials_per_round`` trials),
+    zooming after each round onto the best successful trials so far (``policy``).
 
     Raises :class:`TooManyFailures` (after ``on_round`` saw the round) when the failed share of
     all trials so far exceeds ``max_failure_rate``.
     """
+    if schedule is None:
+        assert rounds is not None and trials_per_round is not None, "give a schedule or rounds x trials_per_round"
+        schedule = Schedule((trials_per_round,) * rounds)
     original = space
-    k = policy.top_count(trials_per_round)
     result = SearchResult([], objective)
-    for r in range(1, rounds + 1):
+    for r, size in enumerate(schedule.sizes, start=1):
+        k = policy.top_count(size)
         notes_before = len(sampler.notes)
-        proposals = propose(sampler, space, trials_per_round, stream=(*stream, r), history=result.trials)
+        proposals = propose(sampler, space, size, stream=(*stream, r), history=result.trials)
         outcomes = list(evaluate(r, proposals, space))
         if len(outcomes) != len(proposals):
             raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")

@@ -33,7 +33,7 @@ CASES = [
     ([], {"model.widht": "choice(8, 16)"}, "model.widht='choice(8, 16)': not a key of the composed config"),
     (["optimizer=adam"], None, "optimizer.momentum='tag(log1m, interval(0.5, 0.999))': not a key"),
     ([], {"trainer.batch_size": "choice()"}, "trainer.batch_size='choice()': cannot parse"),
-    (["hydra.sweeper.rounds=0"], None, "hydra.sweeper.rounds=0: must be a positive integer"),
+    (["hydra.sweeper.rounds=0"], None, "hydra.sweeper.rounds=0: must be a positive integer (or null)"),
     (["hydra.sweeper.trials_per_round=-1"], None, "hydra.sweeper.trials_per_round=-1: must be a positive"),
     (["hydra.sweeper.top_k=17"], None, "hydra.sweeper.top_k=17: larger than a round"),
     (["hydra.sweeper.margin=-0.1"], None, "hydra.sweeper.margin=-0.1: must be >= 0"),

@@ -63,7 +63,7 @@ def test_both_work_in_a_sweep(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "-m", "normalization=layer_norm", "sampler=sobol",
          f"hydra.sweep.dir={tmp_path / 'sweep'}", "tracking.enabled=false", "trainer.epochs=3", "model.width=32",
-         "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=4"],
+         "hydra.sweeper.n_trials=8", "hydra.sweeper.rounds=2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())

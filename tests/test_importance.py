@@ -98,8 +98,8 @@ def test_sweep_reports_importance_and_seed_noise(tmp_path: Path, mlflow_template
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep}", f"tracking.uri={uri}",
-         "trainer.epochs=2", "model.width=16", "normalization=batch_norm,none", "hydra.sweeper.rounds=1",
-         "hydra.sweeper.trials_per_round=6", "hydra.sweeper.final_seeds=1", "hydra.sweeper.final_top=2"],
+         "trainer.epochs=2", "model.width=16", "normalization=batch_norm,none", "hydra.sweeper.n_trials=6",
+         "hydra.sweeper.rounds=1", "hydra.sweeper.final_seeds=1", "hydra.sweeper.final_top=2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Importance for val_loss" in proc.stdout and "Seed noise (2 seeds of the top 2)" in proc.stdout

@@ -21,8 +21,8 @@ def test_two_workers_32_trials_into_a_new_sqlite_store(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          f"hydra.sweep.dir={tmp_path / 'sweep'}", f"tracking.uri=sqlite:///{db}", f"trainer.epochs={epochs}",
-         f"model.depth={depth}", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.rounds=2",
-         "hydra.sweeper.trials_per_round=16", "hydra.verbose=hydra_plugins.zoom_sweeper._warmup"],
+         f"model.depth={depth}", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.n_trials=32",
+         "hydra.sweeper.rounds=2", "hydra.verbose=hydra_plugins.zoom_sweeper._warmup"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "table already exists" not in proc.stderr and "database is locked" not in proc.stderr

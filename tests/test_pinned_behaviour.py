@@ -35,8 +35,8 @@ POLICY = [*FAST, "hydra.sweeper.rounds=3", "hydra.sweeper.trials_per_round=8", "
 CROSSED = [*FAST, "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=5", "hydra.sweeper.zoom=trust",
            "hydra.sweeper.shrink=0.5", "hydra.sweeper.top_k=2", "hydra.sweeper.sampler.seed=1",
            "x=range(-5.5, 5.5, step=0.5)", "y=-5,0,5"]
-APP = ["trainer.epochs=1", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.rounds=2",
-       "hydra.sweeper.trials_per_round=3", "normalization=batch_norm,none", "hydra.sweeper.final_seeds=1",
+APP = ["trainer.epochs=1", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.n_trials=6",
+       "hydra.sweeper.rounds=2", "normalization=batch_norm,none", "hydra.sweeper.final_seeds=1",
        "hydra.sweeper.final_top=1"]
 # run tags whose values differ from run to run (ids, paths, times, floats from BLAS)
 VOLATILE_TAGS = {"mlflow.parentRunId", "mlflow.user", "mlflow.source.name", "mlflow.source.type",

@@ -19,8 +19,8 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "-m", "hydra/launcher=ray", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-         f"tracking.uri=sqlite:///{db}", "trainer.epochs=2", "model.width=16", "hydra.sweeper.rounds=2",
-         "hydra.sweeper.trials_per_round=3", "+hydra.launcher.ray.init.num_cpus=2"],
+         f"tracking.uri=sqlite:///{db}", "trainer.epochs=2", "model.width=16", "hydra.sweeper.n_trials=6",
+         "hydra.sweeper.rounds=2", "+hydra.launcher.ray.init.num_cpus=2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
         env={**os.environ, "HYDRA_FULL_ERROR": "0", "RAY_USAGE_STATS_ENABLED": "0"})
     assert proc.returncode == 0, proc.stderr[-4000:]

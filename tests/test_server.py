@@ -62,7 +62,7 @@ def test_sweep_through_a_tracking_server(server: str, tmp_path: Path) -> None:
            "MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "s3cret-pw"}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", f"tracking.uri={server}",
-         "trainer.epochs=2", "model.width=16", "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=3"],
+         "trainer.epochs=2", "model.width=16", "hydra.sweeper.n_trials=6", "hydra.sweeper.rounds=2"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parent, trials = sweep_runs(server)

@@ -11,20 +11,29 @@ from pipeline.zoom import ZoomMode
 
 
 def test_defaults_and_the_policy() -> None:
-    s = SweepSettings.from_config(rounds=2, zoom="trust", top_k=3, metric="loss",
+    s = SweepSettings.from_config(rounds=2, trials_per_round=16, zoom="trust", top_k=3, metric="loss",
                                   tracking={"uri": "sqlite:///x.db", "trial_keys": {"tags": "t.tags", "uri": None}})
-    assert (s.rounds, s.trials_per_round, s.max_failure_rate) == (2, 16, 0.5)
-    assert s.policy.mode is ZoomMode.TRUST and s.policy.top_k == 3 and s.top_count == 3
+    assert (s.schedule.sizes, s.max_failure_rate, s.timeout_s) == ((16, 16), 0.5, None)
+    assert s.policy.mode is ZoomMode.TRUST and s.policy.top_k == 3
     assert s.objective.direction is Direction.MINIMIZE and s.objective.metric == "loss"
     assert s.tracking.on and s.tracking.trial_keys == {"tags": "t.tags"} and s.tracking.experiment == "zoom"
-    assert SweepSettings.from_config(top_fraction=0.1, trials_per_round=20).top_count == 2
     assert not SweepSettings.from_config().tracking.on
+    assert SweepSettings.from_config().schedule.sizes == (12, 12, 12, 12)  # 48 trials by the rule
+    assert SweepSettings.from_config(n_trials=50).schedule.sizes == (12, 12, 13, 13)
+    assert SweepSettings.from_config(n_trials=20, rounds=2).schedule.sizes == (10, 10)
 
 
 @pytest.mark.parametrize(("raw", "line"), [
-    ({"rounds": 0}, "hydra.sweeper.rounds=0: must be a positive integer"),
-    ({"trials_per_round": 2.5}, "hydra.sweeper.trials_per_round=2.5: must be a positive integer"),
-    ({"top_k": 20}, "hydra.sweeper.top_k=20: larger than a round (trials_per_round=16)"),
+    ({"rounds": 0}, "hydra.sweeper.rounds=0: must be a positive integer (or null)"),
+    ({"trials_per_round": 2.5}, "hydra.sweeper.trials_per_round=2.5: must be a positive integer (or null)"),
+    ({"n_trials": 48, "rounds": 3, "trials_per_round": 8},
+     "hydra.sweeper.n_trials=48: disagrees with rounds=3 x trials_per_round=8 = 24; set one or the other"),
+    ({"n_trials": 50, "trials_per_round": 8},
+     "hydra.sweeper.n_trials=50: is not a multiple of trials_per_round=8; leave trials_per_round null to split it"),
+    ({"n_trials": 4, "rounds": 5}, "hydra.sweeper.rounds=5: more rounds than trials (n_trials=4)"),
+    ({"rounds": 4}, "hydra.sweeper.n_trials=None: set the number of trials (or both rounds and trials_per_round)"),
+    ({"timeout_s": 0}, "hydra.sweeper.timeout_s=0: must be a positive number of seconds (or null)"),
+    ({"top_k": 20}, "hydra.sweeper.top_k=20: larger than a round (4 rounds x 12 trials = 48 trials)"),
     ({"top_fraction": 0}, "hydra.sweeper.top_fraction=0: must be in (0, 1]"),
     ({"zoom": "box"}, "hydra.sweeper.zoom='box': must be one of span, trust"),
     ({"margin": -0.1}, "hydra.sweeper.margin=-0.1: must be >= 0"),

@@ -19,8 +19,8 @@ from pipeline.zoom import read_space
 
 pytestmark = pytest.mark.slow
 APPS = Path(__file__).parent / "apps"
-SMALL = ["trainer.epochs=2", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.rounds=2",
-         "hydra.sweeper.trials_per_round=4"]
+SMALL = ["trainer.epochs=2", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.n_trials=8",
+         "hydra.sweeper.rounds=2"]
 
 
 def run(cwd: Path, *args: str, module: str = "pipeline", timeout: float = 600) -> subprocess.CompletedProcess:
@@ -126,8 +126,8 @@ def test_joblib_launcher_keeps_lineage(tmp_path: Path, store: Path) -> None:
 
 
 def test_crossed_values_get_their_own_searches(tmp_path: Path, store: Path) -> None:
-    proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=2", "model.width=16", "hydra.sweeper.rounds=2",
-                                 "hydra.sweeper.trials_per_round=3", "normalization=batch_norm,none", store=store)
+    proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=2", "model.width=16", "hydra.sweeper.n_trials=6",
+                                 "hydra.sweeper.rounds=2", "normalization=batch_norm,none", store=store)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs, children = runs_by_parent(uri)
     (parent,) = children[None]
@@ -151,7 +151,7 @@ def test_crossed_values_get_their_own_searches(tmp_path: Path, store: Path) -> N
 def test_dry_run_launches_nothing(tmp_path: Path) -> None:
     proc, sweep_dir, _ = sweep(tmp_path, "hydra.sweeper.dry_run=true", "normalization=batch_norm,none")
     assert proc.returncode == 0, proc.stderr
-    assert "Dry run: 2 search(es) x 3 rounds x 16 trials = 96 trials" in proc.stdout
+    assert "Dry run: 2 search(es) x 4 rounds x 12 trials = 48 trials (each search), 96 in all" in proc.stdout
     assert "optimizer.lr: interval(0.0001, 1.0)  [log scale]" in proc.stdout
     assert "optimizer.momentum: tag(log1m, interval(0.5, 0.999))  [log1m scale]" in proc.stdout
     assert not sweep_dir.exists() and not (tmp_path / "mlflow.db").exists()
@@ -159,8 +159,8 @@ def test_dry_run_launches_nothing(tmp_path: Path) -> None:
 
 def test_diverging_trials_are_failed_not_fatal(tmp_path: Path, store: Path) -> None:
     proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=3", "model.width=16", "normalization=none",
-                                 "optimizer.lr=tag(log, interval(1e-2, 1e6))", "hydra.sweeper.rounds=1",
-                                 "hydra.sweeper.trials_per_round=6", "hydra.sweeper.max_failure_rate=1.0",
+                                 "optimizer.lr=tag(log, interval(1e-2, 1e6))", "hydra.sweeper.n_trials=6",
+                                 "hydra.sweeper.rounds=1", "hydra.sweeper.max_failure_rate=1.0",
                                  store=store)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
@@ -176,7 +176,7 @@ def test_diverging_trials_are_failed_not_fatal(tmp_path: Path, store: Path) -> N
 
 def test_timed_out_trials_fail_and_the_sweep_carries_on(tmp_path: Path, store: Path) -> None:
     proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=1000", "model.width=16", "trainer.timeout_s=0.2",
-                                 "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=2",
+                                 "hydra.sweeper.n_trials=4", "hydra.sweeper.rounds=2",
                                  "hydra.sweeper.max_failure_rate=1.0", store=store)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
@@ -189,7 +189,8 @@ def test_timed_out_trials_fail_and_the_sweep_carries_on(tmp_path: Path, store: P
 
 def test_too_many_failures_stop_the_sweep_with_results_kept(tmp_path: Path, store: Path) -> None:
     proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=2", "model.width=16", "normalization=none",
-                                 "optimizer.lr=tag(log, interval(1e5, 1e6))", "hydra.sweeper.trials_per_round=3",
+                                 "optimizer.lr=tag(log, interval(1e5, 1e6))", "hydra.sweeper.n_trials=9",
+                                 "hydra.sweeper.rounds=3",
                                  store=store)
     assert proc.returncode == 3
     assert "sweep stopped: 3 of 3 trials failed, more than max_failure_rate=0.5" in proc.stderr

@@ -71,7 +71,7 @@ class ZoomSweeperImpl:
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))
         try:
-            with SweepProgress(runner.numbers.total, settings.rounds, settings.objective.direction.value,
+            with SweepProgress(runner.numbers.total, settings.schedule.rounds, settings.objective.direction.value,
                                quiet=settings.quiet, metric=settings.objective.metric) as runner.progress:
                 return runner.run(space)
         except TooManyFailures as exc:

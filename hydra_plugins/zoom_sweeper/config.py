@@ -30,8 +30,13 @@ class ZoomSweeperConf:
     # The search space: dotted task keys -> Hydra override grammar (as the Optuna sweeper reads).
     # Command-line search expressions replace entries with the same key.
     params: Dict[str, Any] = field(default_factory=dict)
-    rounds: int = 3
-    trials_per_round: int = 16
+    # The budget: n_trials trials in all (per crossed combination), split into rounds by a
+    # documented rule (pipeline/schedule.py) unless rounds and/or trials_per_round are given;
+    # null everywhere: 48. No new trial starts after timeout_s seconds (null: no limit).
+    n_trials: Optional[int] = None
+    rounds: Optional[int] = None
+    trials_per_round: Optional[int] = None
+    timeout_s: Optional[float] = None
     # The next round zooms onto the top_k best successful trials so far (or, when top_k is
     # null, onto top_fraction of a round), in each dimension's scale: zoom=span keeps their span
     # widened by margin x the current width; zoom=trust keeps shrink x the current width centred
