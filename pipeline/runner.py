@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,20 @@ from pipeline.summary import (
     ranked_searches,
     search_results,
 )
-from pipeline.sweep import Round, SearchResult, TooManyFailures, search
+from pipeline.sweep import Round, SearchResult, StopSearch, TooManyFailures, search
 from pipeline.sweep_dir import SweepDir, finished_outcome, write_best_config
 from pipeline.trial import Outcome, Trial
 from pipeline.zoom import write_space
 
 log = logging.getLogger("pipeline.sweep")
+
+
+class TimeUp(Exception):
+    """The sweep's ``timeout_s`` passed: no further trial starts; ``outcomes`` finished before."""
+
+    def __init__(self, reason: str, outcomes: list[Outcome]) -> None:
+        super().__init__(reason)
+        self.outcomes = outcomes
 
 
 class NoProgress:
@@ -64,12 +73,15 @@ class SweepRunner:
         self.numbers = JobNumbers(len(self.searches), s.schedule, s.final_top, s.final_seeds)
         self.outcomes = [Outcomes(p) for p in self.searches]
         self.crossed = len(self.searches) > 1
+        self.deadline: float | None = None
 
     # --- the sweep ------------------------------------------------------------------------
 
     def run(self, space: SearchSpace) -> dict[str, Any]:
         """Run every search and report; returns the summary. On too many failures the results
         so far are written, the runs end FAILED and :class:`TooManyFailures` propagates."""
+        if self.settings.timeout_s is not None:
+            self.deadline = time.monotonic() + self.settings.timeout_s
         self.state.status = "running"
         self.state.save(self.sweep_dir.state)  # resumable from here on, even if MLflow fails next
         self.lineage.start(self.searches, space, self.settings,
@@ -80,6 +92,9 @@ class SweepRunner:
         self.state.save(self.sweep_dir.state)
         try:
             for out in self.outcomes:
+                if self.stopped:
+                    log.warning(f"[{out.search.label}] not started: {self.stopped}")
+                    continue
                 self._run_search(out)
         except TooManyFailures as exc:
             self.finish()
@@ -92,8 +107,16 @@ class SweepRunner:
             raise
         summary = self.finish()
         self.lineage.end("FINISHED")
-        self._save_status("finished")
+        self._save_status("stopped" if self.stopped else "finished")
+        if self.stopped:
+            log.warning(f"Stopped early ({self.stopped}); the results above are of the trials that ran. "
+                        f"Continue with: {self.state.resume_command}")
         return summary
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the sweep stopped before its budget was spent (the time budget), if it did."""
+        return next((o.result.stopped for o in self.outcomes if o.result and o.result.stopped), None)
 
     def _save_status(self, status: str) -> None:
         self.state.status = status
@@ -112,7 +135,9 @@ class SweepRunner:
         finally:
             if self.crossed and out.best is not None:
                 self.lineage.tag(p, {"best_value": out.best.value})
-        if s.final_seeds and out.best is not None:
+        if out.result is not None and out.result.stopped:
+            log.warning(f"[{p.label}] stopped after {len(out.result.trials)} trials: {out.result.stopped}")
+        elif s.final_seeds and out.best is not None:
             self._seed_reruns(out)
         self._write_search(out)
 
@@ -137,12 +162,33 @@ class SweepRunner:
             log.info(f"[{p.label}] round {r}: {len(outcomes)} trials already finished, {len(jobs)} to run")
         self.progress.watch(p.label, r, [self.sweep_dir.job_dir(self.sweep_dir.job_subdir(
             self.numbers.trial(p.index, r, i), p.index, self.crossed)) for i in range(len(proposals))], proposals)
-        for (i, job), outcome in zip(jobs, self.launcher.launch([j for _, j in jobs]), strict=True):
+        try:
+            launched = self._launch([j for _, j in jobs])
+        except TimeUp as up:
+            launched, stop = up.outcomes, StopSearch(str(up), {})
+        else:
+            stop = None
+        for (i, job), outcome in zip(jobs, launched, strict=False):
             outcomes[i] = outcome
             if outcome.value is None:
                 log.warning(f"[{p.label}] trial {job.name} failed: {outcome.error}")
         self.progress.finish_round()
+        if stop is not None:
+            raise StopSearch(stop.reason, outcomes)
         return [outcomes[i] for i in range(len(proposals))]
+
+    def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Launch ``jobs``; with ``timeout_s``, in slices as wide as the launcher runs at once, none
+        started after the deadline (:class:`TimeUp` carries the outcomes so far)."""
+        if self.deadline is None or not jobs:
+            return self.launcher.launch(jobs)
+        width = max(1, getattr(self.launcher, "parallelism", None) or len(jobs))
+        outcomes: list[Outcome] = []
+        for start in range(0, len(jobs), width):
+            if time.monotonic() >= self.deadline:
+                raise TimeUp(f"timeout_s={self.settings.timeout_s} s reached", outcomes)
+            outcomes += self.launcher.launch(jobs[start:start + width])
+        return outcomes
 
     def _after_round(self, out: Outcomes, record: Round) -> None:
         """Write the next round's space, the results so far and the state; log the round once."""
@@ -191,13 +237,19 @@ class SweepRunner:
             overrides += self.lineage.trial_overrides(p, names[k, seed], numbers[k, seed], tags)
             jobs.append(((k, seed), Job(numbers[k, seed], subdir, tuple(overrides), names[k, seed], tags)))
         log.info(f"[{p.label}] noise floor: {len(ranked)} best configurations x {s.final_seeds} more seeds")
-        for (slot, _), outcome in zip(jobs, self.launcher.launch([j for _, j in jobs]), strict=True):
+        try:
+            launched = self._launch([j for _, j in jobs])
+        except TimeUp as up:
+            launched = up.outcomes
+            log.warning(f"[{p.label}] seed re-runs cut short: {up}")
+        for (slot, _), outcome in zip(jobs, launched, strict=False):
             outcomes[slot] = outcome
+        slots = [slot for slot in slots if slot in outcomes]
         # round 0: a re-run, not a round of the search; its params name the seed it ran with
         self.lineage.log_trials(p, [(numbers[k, seed], names[k, seed], tags, Trial.from_outcome(
             0, k, {**ranked[k].params, s.seed_key: p.base_seed + seed}, outcomes[k, seed])) for k, seed in slots])
         reruns = {k: [outcomes[k, seed].value for seed in range(1, s.final_seeds + 1)
-                      if outcomes[k, seed].value is not None] for k in range(len(ranked))}
+                      if (k, seed) in outcomes and outcomes[k, seed].value is not None] for k in range(len(ranked))}
         out.noise = noise_floor(ranked, reruns, s.final_seeds)
         if out.noise["std"] is not None:
             self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=s.schedule.rounds)

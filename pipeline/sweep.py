@@ -8,7 +8,7 @@ The sampler sees every finished trial so far (``history``); the zoom policy narr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.objective import Objective
@@ -18,7 +18,7 @@ from pipeline.search import SearchSpace
 from pipeline.trial import Outcome, Trial
 from pipeline.zoom import ZoomPolicy
 
-__all__ = ["Evaluate", "Outcome", "Round", "SearchResult", "TooManyFailures", "Trial", "search"]
+__all__ = ["Evaluate", "Outcome", "Round", "SearchResult", "StopSearch", "TooManyFailures", "Trial", "search"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Round:
 class SearchResult:
     rounds: list[Round]
     objective: Objective
+    stopped: str | None = None  # why the search ended before its schedule did
 
     @property
     def trials(self) -> list[Trial]:
@@ -51,6 +52,15 @@ class SearchResult:
     @property
     def failed(self) -> int:
         return sum(r.failed for r in self.rounds)
+
+
+class StopSearch(Exception):
+    """Raised by ``evaluate`` when the search must end now (a time budget ran out); ``outcomes``
+    holds the trials of the round that did finish, by their index in the round."""
+
+    def __init__(self, reason: str, outcomes: Mapping[int, Outcome]) -> None:
+        super().__init__(reason)
+        self.reason, self.outcomes = reason, dict(outcomes)
 
 
 class TooManyFailures(RuntimeError):
@@ -83,7 +93,8 @@ def search(
     zooming after each round onto the best successful trials so far (``policy``).
 
     Raises :class:`TooManyFailures` (after ``on_round`` saw the round) when the failed share of
-    all trials so far exceeds ``max_failure_rate``.
+    all trials so far exceeds ``max_failure_rate``. When ``evaluate`` raises :class:`StopSearch`,
+    the round keeps the trials that finished and the result says why it ``stopped``.
     """
     if schedule is None:
         assert rounds is not None and trials_per_round is not None, "give a schedule or rounds x trials_per_round"
@@ -94,11 +105,16 @@ def search(
         k = policy.top_count(size)
         notes_before = len(sampler.notes)
         proposals = propose(sampler, space, size, stream=(*stream, r), history=result.trials)
-        outcomes = list(evaluate(r, proposals, space))
-        if len(outcomes) != len(proposals):
-            raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
-        trials = [Trial.from_outcome(r, i, params, out)
-                  for i, (params, out) in enumerate(zip(proposals, outcomes, strict=True))]
+        stopped = None
+        try:
+            outcomes = dict(enumerate(evaluate(r, proposals, space)))
+            if len(outcomes) != len(proposals):
+                raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
+        except StopSearch as stop:
+            stopped, outcomes = stop.reason, stop.outcomes
+            if not outcomes:
+                return replace(result, stopped=stopped)
+        trials = [Trial.from_outcome(r, i, proposals[i], outcomes[i]) for i in sorted(outcomes)]
         top = objective.top(result.trials + trials, k)
         next_space = policy.apply(space, original, [t.params for t in top], sampler.scale_of) if top else space
         record = Round(r, space, trials, top[0] if top else None, next_space, sampler.notes[notes_before:])
@@ -109,5 +125,7 @@ def search(
         if failed / total > max_failure_rate:
             raise TooManyFailures(
                 f"{failed} of {total} trials failed, more than max_failure_rate={max_failure_rate}", result)
+        if stopped is not None:
+            return replace(result, stopped=stopped)
         space = next_space
     return result

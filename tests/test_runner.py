@@ -56,6 +56,8 @@ class DictComposer:
 class FunctionLauncher:
     """Evaluates ``f`` on each job's composed config and writes the job's files, as a job would."""
 
+    parallelism = 1  # one job at a time, as Hydra's basic launcher
+
     def __init__(self, root: Path, f: Callable[[DictConfig], float]) -> None:
         self.root, self.f, self.launched = root, f, []
 
@@ -270,3 +272,29 @@ def test_resume_after_a_crash_after_any_mlflow_call(tmp_path: Path, monkeypatch:
             break
         n += 1
     assert n > 10
+
+
+def test_no_trial_starts_after_the_timeout_and_resume_completes_the_sweep(tmp_path: Path) -> None:
+    import time
+
+    reference = tmp_path / "reference"
+    r, space = runner(reference, SPACE)
+    r.run(space)
+
+    def slow(cfg: DictConfig) -> float:
+        time.sleep(0.05)
+        return bowl(cfg)
+
+    r, space = runner(tmp_path, SPACE, timeout_s=0.12)
+    r.launcher.f = slow
+    started = time.monotonic()
+    summary = r.run(space)
+    assert time.monotonic() - started < 0.12 + 0.2  # the trial running at the deadline finishes, no other
+    ran = len(r.launcher.launched)
+    assert 1 <= ran < 8 and summary["trials"] == ran
+    assert yaml.safe_load((tmp_path / "sweep" / "sweep_state.json").read_text())["status"] == "stopped"
+    assert len(yaml.safe_load((tmp_path / "sweep" / "trials.yaml").read_text())) == ran
+    r, space = runner(tmp_path, SPACE, resume=True)
+    r.run(space)
+    assert sorted(r.launcher.launched) == list(range(ran, 8))  # the rest, nothing twice
+    assert snapshot(tmp_path / "sweep") == snapshot(reference / "sweep")

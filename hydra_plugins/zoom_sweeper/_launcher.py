@@ -19,6 +19,19 @@ class HydraLauncher:
         self.launcher = launcher
         self.warmup = warmup
 
+    @property
+    def parallelism(self) -> int | None:
+        """Jobs the launcher runs at once: 1 for Hydra's basic launcher, ``n_jobs`` for joblib;
+        ``None`` (unknown: Ray, SLURM) launches a whole round at once."""
+        if type(self.launcher).__name__ == "BasicLauncher":
+            return 1
+        settings = getattr(self.launcher, "joblib", None)
+        if settings is not None and settings.get("n_jobs") is not None:
+            from joblib import effective_n_jobs
+
+            return effective_n_jobs(int(settings["n_jobs"]))
+        return None
+
     def launch(self, jobs: Sequence[Job]) -> list[Outcome]:
         if self.warmup is not None:  # its Parallel call and the launcher's never overlap
             self.warmup.wait()
