@@ -1,6 +1,7 @@
 """Jobs: what the sweep hands a launcher. Job numbers are fixed by position (a search reserves
 ``n_trials`` numbers, round after round; the seed re-runs follow all rounds of all searches), so a
-resumed sweep gives every trial the number, directory and run name it had."""
+resumed sweep gives every trial the number, directory and run name it had. A sweep extended with
+a larger ``n_trials`` adds a segment of rounds numbered after everything before it."""
 
 from __future__ import annotations
 
@@ -34,22 +35,38 @@ class Launcher(Protocol):
 @dataclass(frozen=True)
 class JobNumbers:
     searches: int
-    schedule: Schedule
+    segments: tuple[Schedule, ...]  # the rounds as first planned, then each extension's
     final_top: int = 0
     final_seeds: int = 0
 
+    @property
+    def schedule(self) -> Schedule:
+        """Every round of every segment, in order (round numbers run on across segments)."""
+        return Schedule(tuple(size for segment in self.segments for size in segment.sizes))
+
+    def _block(self, segment: Schedule) -> int:
+        """Numbers a segment takes: its rounds for every search, then its seed re-runs."""
+        return self.searches * (segment.total + self.final_top * self.final_seeds)
+
     def trial(self, search: int, r: int, i: int) -> int:
         """Trial ``i`` of round ``r`` (from 1) of search ``search``."""
-        return search * self.schedule.total + self.schedule.start(r) + i
+        base = 0
+        for segment in self.segments:
+            if r <= segment.rounds:
+                return base + search * segment.total + segment.start(r) + i
+            base, r = base + self._block(segment), r - segment.rounds
+        raise ValueError(f"round {r} is past the schedule")
 
     def seed_rerun(self, search: int, k: int, s: int) -> int:
-        """Re-run with seed offset ``s`` (from 1) of the ``k``-th best configuration."""
-        rounds_total = self.searches * self.schedule.total
-        return rounds_total + (search * self.final_top + k) * self.final_seeds + s - 1
+        """Re-run with seed offset ``s`` (from 1) of the ``k``-th best configuration (after the
+        last segment's rounds)."""
+        last = self.segments[-1]
+        base = sum(self._block(segment) for segment in self.segments[:-1]) + self.searches * last.total
+        return base + (search * self.final_top + k) * self.final_seeds + s - 1
 
     @property
     def total(self) -> int:
-        return self.searches * (self.schedule.total + self.final_top * self.final_seeds)
+        return sum(map(self._block, self.segments))
 
 
 def trial_name(search: int, crossed: bool, r: int, i: int) -> str:

@@ -70,7 +70,8 @@ class SweepRunner:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.numbers = JobNumbers(len(self.searches), s.schedule, s.final_top, s.final_seeds)
+        self.numbers = JobNumbers(len(self.searches), self.state.schedule(s.schedule), s.final_top, s.final_seeds)
+        self.schedule = self.numbers.schedule
         self.outcomes = [Outcomes(p) for p in self.searches]
         self.crossed = len(self.searches) > 1
         self.deadline: float | None = None
@@ -88,6 +89,8 @@ class SweepRunner:
                            {"parent_run_id": self.state.parent_run_id, "combo_run_ids": self.state.combo_run_ids}
                            if self.state.resumed else None)
         self.state.parent_run_id = self.lineage.parent_run_id
+        if len(self.numbers.segments) > 1:  # extended: the parent's params keep the first n_trials
+            self.lineage.tag(None, {"n_trials": self.schedule.total})
         self.state.combo_run_ids = self.lineage.search_run_ids()
         self.state.save(self.sweep_dir.state)
         try:
@@ -126,10 +129,10 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        log.info(f"[{p.label}] {s.schedule.describe()}, {p.sampler!r}")
+        log.info(f"[{p.label}] {self.schedule.describe()}, {p.sampler!r}")
         try:
             out.result = search(p.space, p.sampler, lambda r, proposals, space: self._round(p, r, proposals, space),
-                                schedule=s.schedule, objective=s.objective,
+                                schedule=self.schedule, objective=s.objective,
                                 policy=s.policy, max_failure_rate=s.max_failure_rate, stream=(p.index,),
                                 on_round=lambda record: self._after_round(out, record))
         finally:
@@ -196,7 +199,7 @@ class SweepRunner:
         write_space(p.directory.zoom_file(record.round + 1), record.next_space,
                     header=f"zoomed after round {record.round} of {self.sweep_dir.root}")
         best = record.best
-        log.info(f"[{p.label}] round {record.round}/{s.schedule.rounds}: {len(record.trials)} trials, "
+        log.info(f"[{p.label}] round {record.round}/{self.schedule.rounds}: {len(record.trials)} trials, "
                  f"{record.failed} failed; best so far {best.value if best else None}")
         for note in record.notes:
             log.warning(f"[{p.label}] {note}")
@@ -252,7 +255,7 @@ class SweepRunner:
                       if (k, seed) in outcomes and outcomes[k, seed].value is not None] for k in range(len(ranked))}
         out.noise = noise_floor(ranked, reruns, s.final_seeds)
         if out.noise["std"] is not None:
-            self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=s.schedule.rounds)
+            self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=self.schedule.rounds)
 
     def _write_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
@@ -263,7 +266,7 @@ class SweepRunner:
             write_best_config(Path(best.job_dir), p.directory.best)
         self.lineage.log_files(p, [p.directory.results, p.directory.best])
         if s.importance:
-            analysis.importance(out, s.objective.metric, s.schedule.rounds, self.lineage)
+            analysis.importance(out, s.objective.metric, self.schedule.rounds, self.lineage)
         if s.plots:
             analysis.plots(out, s.objective.metric, self.lineage)
 
@@ -284,7 +287,7 @@ class SweepRunner:
                 write_best_config(Path(top.best.job_dir), self.sweep_dir.best)
             self.lineage.log_files(None, [self.sweep_dir.results])
             if top is not None:
-                self.lineage.log_metrics(None, {"best_value": top.best.value}, step=s.schedule.rounds)
+                self.lineage.log_metrics(None, {"best_value": top.best.value}, step=self.schedule.rounds)
                 self.lineage.tag(None, {"best_combination": top.search.label})
         else:
             summary = search_results(self.outcomes[0], s, self.reproduce) if done else {}

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.atomic import read_json, write_json_atomic
 from pipeline.errors import ConfigError
+from pipeline.schedule import Schedule
 
 
 @dataclass
@@ -25,6 +26,7 @@ class SweepState:
     combo_run_ids: dict[str, str] = field(default_factory=dict)
     resume_command: str = ""
     rounds_logged: dict[str, int] = field(default_factory=dict)  # search index -> last round logged
+    segments: list[list[int]] = field(default_factory=list)  # trials per round: as planned, then extensions
     resumed: bool = False  # read back from an interrupted sweep (not saved)
 
     @classmethod
@@ -46,6 +48,19 @@ class SweepState:
                               f"resume with: {saved.get('resume_command')}")
         known = {k: saved[k] for k in cls.__dataclass_fields__ if k in saved and k != "resumed"}
         return cls(**known, resumed=True)
+
+    def schedule(self, planned: Schedule) -> tuple[Schedule, ...]:
+        """The rounds this sweep runs: as ``planned`` for a new sweep; for a resumed one the rounds
+        it had, plus, when ``n_trials`` grew, the extra trials as new rounds (by the rule)."""
+        if not self.segments:
+            self.segments = [list(planned.sizes)]
+        done = sum(map(sum, self.segments))
+        if planned.total < done:
+            raise ConfigError("hydra.sweeper.n_trials", planned.total, f"the sweep already has {done} trials; "
+                              f"resume it with n_trials >= {done}")
+        if planned.total > done:
+            self.segments.append(list(Schedule.plan(planned.total - done).sizes))
+        return tuple(Schedule(tuple(sizes)) for sizes in self.segments)
 
     def logged(self, search: int) -> int:
         return self.rounds_logged.get(str(search), 0)

@@ -19,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.atomic import write_json_atomic
+from pipeline.errors import ConfigError
 from pipeline.jobs import Job
 from pipeline.lineage import make_lineage
 from pipeline.plan import describe, make_plan
@@ -298,3 +299,24 @@ def test_no_trial_starts_after_the_timeout_and_resume_completes_the_sweep(tmp_pa
     r.run(space)
     assert sorted(r.launcher.launched) == list(range(ran, 8))  # the rest, nothing twice
     assert snapshot(tmp_path / "sweep") == snapshot(reference / "sweep")
+
+
+def test_a_finished_sweep_extended_with_a_larger_n_trials_adds_rounds(tmp_path: Path) -> None:
+    budget = {"n_trials": 8, "rounds": None, "trials_per_round": None}
+    r, space = runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=a,b"], **budget)
+    r.run(space)
+    first = {i: yaml.safe_load((tmp_path / "sweep" / f"combo_{i}" / "trials.yaml").read_text()) for i in (0, 1)}
+    with pytest.raises(ConfigError, match="n_trials=6: the sweep already has 8 trials; resume it with n_trials >= 8"):
+        runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=a,b"], resume=True, **{**budget, "n_trials": 6})
+    r, space = runner(tmp_path, ["x=interval(-4.0, 4.0)", "y=a,b"], resume=True, **{**budget, "n_trials": 14})
+    assert [s.sizes for s in r.numbers.segments] == [(4, 4), (6,)]
+    r.run(space)
+    # the 6 new trials of each combination are numbered after all 16 of the first segment
+    assert r.launcher.launched == list(range(16, 28))
+    for i in (0, 1):
+        rows = yaml.safe_load((tmp_path / "sweep" / f"combo_{i}" / "trials.yaml").read_text())
+        assert rows[:8] == first[i] and [t["round"] for t in rows[8:]] == [3] * 6
+        results = yaml.safe_load((tmp_path / "sweep" / f"combo_{i}" / "optimization_results.yaml").read_text())
+        assert results["trials"] == 14 and len(results["rounds"]) == 3
+    state = yaml.safe_load((tmp_path / "sweep" / "sweep_state.json").read_text())
+    assert state["segments"] == [[4, 4], [6]] and state["status"] == "finished"

@@ -52,6 +52,8 @@ class ZoomSweeperImpl:
             searches = make_plan(space, settings, HydraComposer(self.hydra_context, self.config), self.sweep_dir)
             state = None if settings.dry_run else SweepState.open(
                 self.sweep_dir.state, resume=settings.resume, arguments=arguments, params=settings.params)
+            if state is not None:
+                state.schedule(settings.schedule)  # a larger n_trials extends a resumed sweep
         except ConfigError as exc:
             if warmup is not None:
                 warmup.cancel()
@@ -71,7 +73,7 @@ class ZoomSweeperImpl:
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))
         try:
-            with SweepProgress(runner.numbers.total, settings.schedule.rounds, settings.objective.direction.value,
+            with SweepProgress(runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
                                quiet=settings.quiet, metric=settings.objective.metric) as runner.progress:
                 return runner.run(space)
         except TooManyFailures as exc:
