@@ -11,7 +11,9 @@ override grammar can write down:
   are spread, so it concentrates each round near the incumbent whatever the first rounds drew.
 
 Either way an interval is never narrower than ``min_width`` times the original width (so it never
-collapses to a point and always re-validates) and stays inside the original bounds; float
+collapses to a point and always re-validates) and stays inside the original bounds (the span
+also inside the current ones); a zoomed interval carries its scale as a tag, the one decided
+once from the original interval, so later rounds (and a zoom file run again) sample it alike; float
 bounds are rounded outward to 4 significant digits for readable YAML, integer bounds outward to
 integers. A range is zoomed the same way on the positions of its ordered values (at least 2
 kept); a choice keeps the values seen among the top trials (original order).
@@ -122,9 +124,9 @@ def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], marg
     o_lo, o_hi = sorted((unit(first.low), unit(first.high)))
     c_lo, c_hi = sorted((unit(dim.low), unit(dim.high)))
     ts = [unit(v) for v in values]
-    if shrink is None:
+    if shrink is None:  # never wider than the current interval: each round shrinks the space
         pad = margin * (c_hi - c_lo)
-        lo, hi = min(ts) - pad, max(ts) + pad
+        lo, hi = max(min(ts) - pad, c_lo), min(max(ts) + pad, c_hi)
     else:
         width = shrink * (c_hi - c_lo)
         lo = min(max(ts[0] - width / 2, o_lo), o_hi - width)  # centred, shifted off a bound
@@ -141,14 +143,14 @@ def _zoom_interval(dim: Interval, first: Interval, values: Sequence[float], marg
         if new_hi <= new_lo:  # keep at least two integers
             new_hi = min(int(first.high), new_lo + 1)
             new_lo = max(int(first.low), new_hi - 1)
-        return Interval(dim.key, new_lo, new_hi, True, dim.scale, dim.override_key)
+        return Interval(dim.key, new_lo, new_hi, True, scale, dim.override_key)
     if scale == "log1m":  # keep the digits that matter near 1: round 1 - x
         new_lo = _clean(1.0 - _round_sig(1.0 - x_lo, down=False))
         new_hi = _clean(1.0 - _round_sig(1.0 - x_hi, down=True))
     else:
         new_lo, new_hi = _round_sig(x_lo, down=True), _round_sig(x_hi, down=False)
     new_lo, new_hi = max(first.low, new_lo), min(first.high, new_hi)
-    return Interval(dim.key, new_lo, new_hi, False, dim.scale, dim.override_key)
+    return Interval(dim.key, new_lo, new_hi, False, scale, dim.override_key)
 
 
 def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float, min_width: float,

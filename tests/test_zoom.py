@@ -40,7 +40,7 @@ def test_shrinks_around_the_best_in_log_scale() -> None:
     pad = 0.1 * math.log(1e4)
     assert math.log(lr.low) == pytest.approx(math.log(0.01) - pad, abs=1e-3)
     assert math.log(lr.high) == pytest.approx(math.log(0.03) + pad, abs=1e-3)
-    assert lr.low < 0.01 and lr.high > 0.03 and lr.scale is None  # untagged stays untagged
+    assert lr.low < 0.01 and lr.high > 0.03 and lr.scale == "log"  # the scale decided once, now a tag
 
 
 def test_same_top_under_a_linear_sampler_zooms_linearly() -> None:
@@ -157,3 +157,28 @@ def test_bad_mode_or_shrink_is_refused() -> None:
         zoom(ORIGINAL, ORIGINAL, TOP, margin=0.1, scale_of=LOG, mode="box")
     with pytest.raises(ValueError, match="shrink"):
         _trust(TOP, shrink=0.0)
+
+
+def test_the_scale_is_decided_once_from_the_original_space() -> None:
+    """log_random samples an untagged interval log-uniformly only when its bounds are positive; a
+    zoomed interval(-5, 5) that became positive keeps the linear scale it started with."""
+    space = parse({"x": "interval(-5, 5)"})
+    sampler = LogRandomSampler(seed=0)
+    zoomed = zoom(space, space, [{"x": 2.0}, {"x": 3.0}], margin=0.1, scale_of=sampler.scale_of)
+    x = zoomed.dim("x")
+    assert x.low > 0 and x.scale == "linear" and sampler.scale_of(x) == "linear"
+    draws = [t["x"] for t in sampler.sample(zoomed, 2000, stream=(1,))]
+    mid = (x.low + x.high) / 2
+    assert 0.45 < sum(d < mid for d in draws) / len(draws) < 0.55  # uniform, not geometric
+    assert parse({"x": x.expression()}).dim("x") == x  # the written space says so too
+
+
+def test_span_never_widens_the_current_interval() -> None:
+    """Top trials of earlier rounds may lie outside the current interval: the span stays inside it."""
+    original = parse({"w": "tag(log, int(interval(16, 512)))", "lr": "interval(0, 1)"})
+    current = original.with_dims([original.dim("w").__class__("w", 30, 462, True, "log"),
+                                  original.dim("lr").__class__("lr", 0.2, 0.6)])
+    top = [{"w": 31, "lr": 0.25}, {"w": 500, "lr": 0.9}, {"w": 20, "lr": 0.1}]
+    nxt = zoom(current, original, top, margin=0.1, scale_of=lambda d: d.scale or "linear")
+    assert 30 <= nxt.dim("w").low and nxt.dim("w").high <= 462
+    assert 0.2 <= nxt.dim("lr").low and nxt.dim("lr").high <= 0.6
