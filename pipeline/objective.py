@@ -45,3 +45,15 @@ class Objective:
 
     def top(self, trials: Sequence[Trial], k: int) -> list[Trial]:
         return self.rank(trials)[:k]
+
+
+class History(tuple):
+    """The trials so far, oldest first, as a sampler receives them, with the sweep's
+    ``objective``: a model-guided sampler needs to know which values are better."""
+
+    objective: Objective
+
+    def __new__(cls, trials: Iterable[Trial] = (), objective: Objective | None = None) -> History:
+        history = super().__new__(cls, trials)
+        history.objective = objective or Objective()
+        return history

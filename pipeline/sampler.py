@@ -13,6 +13,7 @@ each round's trials::
   Samplers whose ``fills_budget`` is true return exactly ``n``.
 * ``history`` holds every finished trial of this search so far (:class:`pipeline.trial.Trial`:
   ``params``, ``value`` or ``error``, ``round``, ``fidelity``), oldest first, failures included;
+  ``history.objective`` (:class:`pipeline.objective.History`) says which values are better;
   ``space`` is the region this round samples, which may be narrower than the original space.
   A sampler that does not look at the history may leave the parameter out: samplers written as
   ``sample(space, n, *, stream)`` keep working (:func:`propose` looks at the signature).
@@ -95,5 +96,6 @@ def propose(sampler: Any, space: SearchSpace, n: int, *, stream: tuple[int, ...]
             history: Sequence[Trial]) -> list[dict[str, Any]]:
     """Ask ``sampler`` for ``n`` trials, passing ``history`` when its ``sample`` takes it."""
     if sees_history(sampler):
-        return sampler.sample(space, n, stream=stream, history=tuple(history))
+        return sampler.sample(space, n, stream=stream, history=history if isinstance(history, tuple) else
+                              tuple(history))
     return sampler.sample(space, n, stream=stream)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.objective import Objective
+from pipeline.objective import History, Objective
 from pipeline.sampler import Sampler, propose
 from pipeline.schedule import Schedule
 from pipeline.search import SearchSpace
@@ -104,7 +104,7 @@ def search(
     for r, size in enumerate(schedule.sizes, start=1):
         k = policy.top_count(size)
         notes_before = len(sampler.notes)
-        proposals = propose(sampler, space, size, stream=(*stream, r), history=result.trials)
+        proposals = propose(sampler, space, size, stream=(*stream, r), history=History(result.trials, objective))
         stopped = None
         try:
             outcomes = dict(enumerate(evaluate(r, proposals, space)))
