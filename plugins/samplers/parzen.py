@@ -12,9 +12,10 @@ densities is largest for the wrong reason (the bad trials' Gaussians lose mass p
 Measured while writing it: with a floor of 0.03 alone, few good trials made narrow peaks and the
 sampler, fed its own trials one at a time, ended on Branin worse than random search (median best
 of 10 seeds after 48 trials 1.2 vs 0.68); with the 1 / (trials + 1) floor, 0.04. A choice is a
-categorical with one prior count per value. For each proposal ``candidates`` points are drawn from ``l`` and the one with the largest ``log l - log g`` summed
-over dimensions is kept: where good trials are frequent and bad ones rare. Each proposal draws its
-own candidates, so a round of proposals spreads instead of stacking on one point.
+categorical with one prior count per value. For each proposal ``candidates`` points are drawn
+from ``l`` and the one with the largest ``log l - log g`` summed over dimensions is kept: where
+good trials are frequent and bad ones rare. Each proposal draws its own candidates, so a round of
+proposals spreads instead of stacking on one point.
 
 With fewer than ``startup`` successful trials there is nothing to model: proposals are uniform
 in the region, in each dimension's scale (log for untagged positive intervals, as log_random).
