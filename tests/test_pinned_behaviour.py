@@ -37,7 +37,7 @@ CROSSED = [*FAST, "hydra.sweeper.rounds=2", "hydra.sweeper.trials_per_round=5", 
            "x=range(-5.5, 5.5, step=0.5)", "y=-5,0,5"]
 APP = ["trainer.epochs=1", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.n_trials=6",
        "hydra.sweeper.rounds=2", "normalization=batch_norm,none", "hydra.sweeper.final_seeds=1",
-       "hydra.sweeper.final_top=1"]
+       "hydra.sweeper.final_top=1", "hydra.sweeper.plots=false"]  # figures are artifacts: not in the tree
 # run tags whose values differ from run to run (ids, paths, times, floats from BLAS)
 VOLATILE_TAGS = {"mlflow.parentRunId", "mlflow.user", "mlflow.source.name", "mlflow.source.type",
                  "mlflow.runName", "best_run_id", "best_value", "sweep_dir", "mlflow.note.content",
