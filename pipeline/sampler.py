@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.search import Dimension, Interval, SearchSpace, decode
+from pipeline.search import Dimension, Interval, SearchSpace, decode, encode
 from pipeline.trial import Trial
 
 
@@ -76,6 +76,11 @@ class Sampler(ABC):
         """Points ``u`` of [0, 1) as values of ``dim``, in this sampler's scale for it
         (:func:`pipeline.search.decode`)."""
         return decode(dim, u, self.scale_of(dim) if isinstance(dim, Interval) else "linear")
+
+    def units(self, dim: Dimension, values: Any) -> Any:
+        """Values of ``dim`` as points of [0, 1) in this sampler's scale (the inverse of
+        :meth:`values`; :func:`pipeline.search.encode`), e.g. to fit a model on the history."""
+        return encode(dim, values, self.scale_of(dim) if isinstance(dim, Interval) else "linear")
 
     @abstractmethod
     def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = (),

@@ -322,6 +322,22 @@ def decode(dim: Dimension, u: Any, scale: str = "linear") -> list[Any]:
     return [values[i] for i in picks]
 
 
+def encode(dim: Dimension, values: Any, scale: str = "linear") -> Any:
+    """The inverse of :func:`decode`: values of ``dim`` -> points of [0, 1) (a choice's or range's
+    value -> the middle of its part; a value outside the interval -> outside [0, 1))."""
+    import numpy as np
+
+    if isinstance(dim, Interval):
+        a, b = unit_bounds(dim, scale)
+        return (np.asarray(to_unit(scale, np.asarray(values, dtype=float)), dtype=float) - a) / (b - a)
+    options = discrete_values(dim)
+    if isinstance(dim, Choice):
+        index = [options.index(str(v)) for v in values]
+    else:
+        index = [min(range(len(options)), key=lambda i: abs(options[i] - float(v))) for v in values]
+    return (np.asarray(index, dtype=float) + 0.5) / len(options)
+
+
 def unit_bounds(dim: Interval, scale: str) -> tuple[float, float]:
     """The interval's bounds in its uniform space, ordered low <= high. Integers are widened by
     half a unit on each side so that, after rounding, every integer gets an equal share."""

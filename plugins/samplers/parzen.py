@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.objective import Objective
-from pipeline.search import Choice, Dimension, Interval, SearchSpace, to_unit, unit_bounds
+from pipeline.search import Choice, Dimension, SearchSpace
 from pipeline.trial import Trial
 from plugins.samplers.base import Sampler
 
@@ -74,19 +74,8 @@ class ParzenSampler(Sampler):
         if isinstance(dim, Choice):
             return _Categorical(list(dim.values), [str(t.params[dim.key]) for t in good],
                                 [str(t.params[dim.key]) for t in bad])
-        return _Parzen(self._unit(dim, good), self._unit(dim, bad), self.min_bandwidth)
-
-    def _unit(self, dim: Dimension, trials: Sequence[Trial]) -> np.ndarray:
-        """The trials' values of ``dim`` in the region's [0, 1) coordinates (outside it when the
-        trial lies outside the region)."""
-        if isinstance(dim, Interval):
-            scale = self.scale_of(dim)
-            a, b = unit_bounds(dim, scale)
-            return (np.array([float(to_unit(scale, t.params[dim.key])) for t in trials]) - a) / (b - a)
-        values = dim.values  # a range: position of the value, in the middle of its part of [0, 1)
-        positions = [min(range(len(values)), key=lambda i: abs(values[i] - float(t.params[dim.key])))
-                     for t in trials]
-        return (np.array(positions, dtype=float) + 0.5) / len(values)
+        return _Parzen(self.units(dim, [t.params[dim.key] for t in good]),
+                       self.units(dim, [t.params[dim.key] for t in bad]), self.min_bandwidth)
 
 
 class _Parzen:
