@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,quality,memory]``.
+"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,quality,search,memory]``.
 
 Prints a markdown table and writes ``outputs/bench/latest.json``."""
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import quality, sweeps, train_step
+from benchmarks import quality, search, sweeps, train_step
 
 PARTS = {
     "train": train_step.measure,
@@ -21,6 +21,7 @@ PARTS = {
     "tracking": sweeps.tracking_share,
     "parallel": sweeps.parallel_speedup,
     "quality": quality.measure,
+    "search": search.measure,
     "memory": sweeps.memory,
 }
 TARGETS = {  # key: (target text, passes)
@@ -93,6 +94,10 @@ def table(results: dict[str, Any], quick: bool) -> str:
         for method, by in r["search_quality"].items():
             cells = [f"{by[n]:.4f} ({r['search_quality_worst'][method][n]:.4f})" for n in norms]
             rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    if r.get("search") is not None:
+        rows.append(f"\nSearch on test functions (benchmarks/search.py), seeds {r['search_seeds'][0]}-"
+                    f"{r['search_seeds'][-1]}:")
+        rows.append(search.table(r["search"], r["search_budgets"]))
     return "\n".join(rows)
 
 

@@ -26,3 +26,5 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert results["sweep_overhead_ratio"] > 0 and results["parallel_speedup"] > 0
     assert {"zoom+log_random", "log_random", "random", "grid"} <= set(results["search_quality"])
     assert "| speed-up vs PyTorch |" in proc.stdout or results["torch_steps_per_s"] is None
+    assert {"branin", "hartmann6"} <= set(results["search"]) and "branin: best regret" in proc.stdout
+    assert "parzen, one trial at a time" in results["search"]["branin"]
