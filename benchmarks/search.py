@@ -111,8 +111,10 @@ def methods() -> dict[str, tuple[Callable[[Problem, int, int], list[float]], boo
     from plugins.samplers.random import RandomSampler
 
     out: dict[str, tuple[Callable[[Problem, int, int], list[float]], bool]] = {
-        "default (span, n_trials rule, log_random)": (zoom_method(ZoomPolicy()), False),
-        "span, 3 rounds (the old default)": (zoom_method(ZoomPolicy(), rounds=lambda n: 3), False),
+        "default (the sweeper's defaults: trust x0.6, top quarter, log_random)": (zoom_method(ZoomPolicy()), False),
+        "span, n_trials rule (the default before)": (zoom_method(ZoomPolicy(ZoomMode.SPAN, shrink=0.5)), False),
+        "span, 3 rounds (the default before n_trials)": (
+            zoom_method(ZoomPolicy(ZoomMode.SPAN, shrink=0.5), rounds=lambda n: 3), False),
         "trust x0.6, top 3": (zoom_method(ZoomPolicy(ZoomMode.TRUST, top_k=3, shrink=0.6)), False),
         "random": (one_round(lambda s: RandomSampler(seed=s)), True),
         "log_random": (one_round(_log_random), True),

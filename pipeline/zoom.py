@@ -50,11 +50,11 @@ class ZoomPolicy:
     """How a round's space follows from the trials so far: onto the ``top_k`` best (or
     ``top_fraction`` of a round's budget), by ``mode`` (see the module docstring)."""
 
-    mode: ZoomMode = ZoomMode.SPAN
+    mode: ZoomMode = ZoomMode.TRUST  # the default measured best (README > Performance)
     top_k: int | None = None
     top_fraction: float = 0.25
     margin: float = 0.1
-    shrink: float = 0.5
+    shrink: float = 0.6
     min_width: float = MIN_WIDTH
 
     def top_count(self, trials_per_round: int) -> int:

@@ -29,6 +29,7 @@ RECORD = os.environ.get("PIN_RECORD") == "1"
 FAST = ["hydra.sweeper.importance=false", "hydra.sweeper.plots=false"]  # not part of the pinned files
 POLICY = [*FAST, "hydra.sweeper.rounds=3", "hydra.sweeper.trials_per_round=8", "hydra.sweeper.zoom=span",
           "hydra.sweeper.top_k=null", "hydra.sweeper.top_fraction=0.25", "hydra.sweeper.margin=0.1",
+          "hydra.sweeper.shrink=0.5",
           "hydra.sweeper.max_failure_rate=1.0",
           "hydra.sweeper.sampler._target_=plugins.samplers.random.RandomSampler", "hydra.sweeper.sampler.seed=3",
           "x=interval(-5.0, 5.0)", "y=choice(-5, 0, 5, oops)"]

@@ -164,7 +164,7 @@ def test_failures_are_recorded_and_the_budget_stops_the_sweep(tmp_path: Path) ->
 
 
 def test_dry_run_describes_the_plan(tmp_path: Path) -> None:
-    r, _ = runner(tmp_path, ["x=tag(log, interval(0.1, 4.0))", "y=a,b"], zoom="trust")
+    r, _ = runner(tmp_path, ["x=tag(log, interval(0.1, 4.0))", "y=a,b"], zoom="trust", shrink=0.5)
     text = describe(r.searches, r.settings)
     assert text.splitlines()[0] == ("Dry run: 2 search(es) x 2 rounds x 4 trials = 8 trials (each search), 16 in "
                                     "all; zoom: trust region of 0.5 x the width around the best (top 2 keep the "
