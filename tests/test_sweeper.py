@@ -234,7 +234,8 @@ def test_trust_zoom_through_hydra(tmp_path: Path) -> None:
     values around the best, and the dry run names the policy."""
     app = tmp_path / "app"
     shutil.copytree(APPS / "sphere", app)
-    dry = run(app, "sphere.py", "-m", "hydra.sweep.dir=dry", "hydra.sweeper.zoom=trust", "hydra.sweeper.dry_run=true",
+    dry = run(app, "sphere.py", "-m", "hydra.sweep.dir=dry", "hydra.sweeper.zoom=trust", "hydra.sweeper.shrink=0.5",
+              "hydra.sweeper.dry_run=true",
               module="")
     assert dry.returncode == 0 and "trust region of 0.5 x the width around the best" in dry.stdout
     proc = run(app, "sphere.py", "-m", "hydra.sweep.dir=out", "hydra.sweeper.zoom=trust", "hydra.sweeper.shrink=0.5",
