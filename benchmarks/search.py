@@ -8,12 +8,14 @@ and told in batches of its default ``n_jobs`` = 2), when Optuna is installed. Me
 depend on the budget (one round of random draws, one trial at a time) run once at the largest
 budget and are read at the smaller ones, best-so-far.
 
-Not yet here (the search issue's next steps): the digits and spirals problems, current Optuna
-(5.x) in its own environment, the policy chosen from these numbers.
+Current Optuna (5.x: TPE, multivariate TPE, CMA-ES, GPSampler where torch is there) runs in an
+environment the benchmark makes under ``outputs/bench/optuna5`` (benchmarks/optuna5.py), one trial
+at a time. Not yet here: the digits and spirals problems.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -133,13 +135,45 @@ def methods() -> dict[str, tuple[Callable[[Problem, int, int], list[float]], boo
     return out
 
 
+def optuna5_methods() -> tuple[dict[str, tuple[Callable[[Problem, int, int], list[float]], bool]], list[str]]:
+    """Current Optuna's samplers, each driving one child process in its own environment; and the
+    labels of those that cannot run here."""
+    from benchmarks import optuna5
+
+    runnable, not_run = {}, []
+    for label, name in optuna5.methods():
+        if name is None:
+            not_run.append(label)
+            continue
+        runnable[label] = (_study_in_child(name), True)
+    return runnable, not_run
+
+
+def _study_in_child(name: str) -> Callable[[Problem, int, int], list[float]]:
+    from benchmarks import optuna5
+
+    child: list[optuna5.Child] = []
+
+    def run(problem: Problem, n: int, seed: int) -> list[float]:
+        if not child:
+            exe = optuna5.python()
+            assert exe is not None
+            child.append(optuna5.Child(exe))
+        return child[0].study(problem, name, seed, n)
+    return run
+
+
 def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS) -> dict[str, Any]:
     problems = dict(list(PROBLEMS.items())[:2]) if quick else PROBLEMS
     seeds = seeds[:2] if quick else seeds
     budgets = (10, 20) if quick else BUDGETS
     best: dict[str, dict[str, dict[int, list[float]]]] = {}
+    every, not_run = methods(), []
+    if not quick:
+        current, not_run = optuna5_methods()
+        every.update(current)
     for name, problem in problems.items():
-        for method, (run, independent) in methods().items():
+        for method, (run, independent) in every.items():
             if quick and "Optuna" in method:
                 continue
             cell = best.setdefault(name, {}).setdefault(method, {n: [] for n in budgets})
@@ -151,9 +185,45 @@ def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS) -> dict[str, Any]:
                 else:
                     for n in budgets:
                         cell[n].append(min(run(problem, n, seed)))
-    summary = {name: {method: {str(n): {"median": statistics.median(v), "worst": max(v)} for n, v in by.items()}
+    summary = {name: {method: {str(n): {"median": statistics.median(v), "worst": max(v), "seeds": v}
+                               for n, v in by.items()}
                       for method, by in methods_.items()} for name, methods_ in best.items()}
-    return {"search": summary, "search_seeds": list(seeds), "search_budgets": list(budgets)}
+    return {"search": summary, "search_seeds": list(seeds), "search_budgets": list(budgets),
+            "search_not_run": not_run}
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, draws: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """90% interval of the median of the paired differences ``a - b`` (seed by seed), by resampling
+    seeds."""
+    import numpy as np
+
+    diff = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(seed)
+    medians = np.median(diff[rng.integers(0, len(diff), (draws, len(diff)))], axis=1)
+    return float(np.quantile(medians, 0.05)), float(np.quantile(medians, 0.95))
+
+
+def verdicts(summary: dict[str, Any], budgets: Sequence[int], method: str) -> list[dict[str, Any]]:
+    """Per problem and budget: ``method`` against the best TPE variant (by median: the target is
+    median and worst seed <= that variant's) and win / tie / loss against CMA-ES (tie: the paired
+    bootstrap 90% interval of the difference contains 0)."""
+    rows = []
+    for name, by in summary.items():
+        tpes = [m for m in by if "TPE" in m and "adapter" not in m]
+        cmaes = next((m for m in by if "CMA-ES" in m), None)
+        for n in budgets:
+            cell = by[method][str(n)]
+            row: dict[str, Any] = {"problem": name, "trials": n, "median": cell["median"], "worst": cell["worst"]}
+            if tpes:
+                tpe = min(tpes, key=lambda m: by[m][str(n)]["median"])
+                row.update(tpe=tpe, tpe_median=by[tpe][str(n)]["median"], tpe_worst=by[tpe][str(n)]["worst"])
+                row["target"] = cell["median"] <= row["tpe_median"] and cell["worst"] <= row["tpe_worst"]
+            if cmaes:
+                lo, hi = paired_bootstrap(cell["seeds"], by[cmaes][str(n)]["seeds"])
+                row["vs_cmaes"] = "tie" if lo <= 0 <= hi else ("win" if hi < 0 else "loss")
+            rows.append(row)
+    return rows
 
 
 def table(summary: dict[str, Any], budgets: Sequence[int]) -> str:
@@ -175,3 +245,17 @@ if __name__ == "__main__":
     result = measure("--quick" in sys.argv, HELD_OUT_SEEDS if held_out else TUNING_SEEDS)
     print(f"seeds {result['search_seeds'][0]}-{result['search_seeds'][-1]}" + (" (held out)" if held_out else ""))
     print(table(result["search"], result["search_budgets"]))
+    for label in result["search_not_run"]:
+        print(f"not run: {label}")
+    default = next(m for m in result["search"]["branin"] if m.startswith("default"))
+    rows = verdicts(result["search"], result["search_budgets"], default)
+    print(f"\n{default} against the best TPE variant and CMA-ES:\n")
+    print("| problem | trials | default | best TPE variant | target | vs CMA-ES |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['problem']} | {r['trials']} | {r['median']:.3g} ({r['worst']:.3g}) | "
+              f"{r.get('tpe', '-')}: {r.get('tpe_median', math.nan):.3g} ({r.get('tpe_worst', math.nan):.3g}) | "
+              f"{'met' if r.get('target') else 'not met'} | {r.get('vs_cmaes', '-')} |")
+    met = sum(bool(r.get("target")) for r in rows)
+    print(f"\ntarget met in {met} of {len(rows)} rows; vs CMA-ES: "
+          + ", ".join(f"{k} {sum(r.get('vs_cmaes') == k for r in rows)}" for k in ("win", "tie", "loss")))

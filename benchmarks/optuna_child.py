@@ -1,0 +1,62 @@
+"""Runs in the benchmark's own environment with current Optuna (benchmarks/optuna5.py), never
+imports this project: studies driven over a pipe, one JSON object per line.
+
+In: ``{"space": [...], "sampler": "tpe", "seed": 0, "n_trials": 100}`` starts a study; then for
+each trial the child writes ``{"params": {...}}`` and reads ``{"value": float}``; after the last
+trial it writes ``{"done": true}`` and waits for the next study (or end of input)."""
+
+import json
+import sys
+import warnings
+
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # e.g. CMA-ES falling back to random for a choice
+warnings.filterwarnings("ignore")
+
+
+def distribution(dim):
+    if dim["kind"] == "categorical":
+        return optuna.distributions.CategoricalDistribution(dim["choices"])
+    if dim["kind"] == "int":
+        return optuna.distributions.IntDistribution(dim["low"], dim["high"], log=dim["log"])
+    return optuna.distributions.FloatDistribution(dim["low"], dim["high"], log=dim["log"])
+
+
+def sampler(name, seed):
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe_multivariate":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "tpe_univariate":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=False)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(name)
+
+
+def main():
+    for line in sys.stdin:
+        job = json.loads(line)
+        if "probe" in job:
+            try:
+                import torch  # noqa: F401 - GPSampler needs it
+                has_torch = True
+            except ImportError:
+                has_torch = False
+            print(json.dumps({"optuna": optuna.__version__, "torch": has_torch}), flush=True)
+            continue
+        distributions = {d["key"]: distribution(d) for d in job["space"]}
+        study = optuna.create_study(direction="minimize", sampler=sampler(job["sampler"], job["seed"]))
+        for _ in range(job["n_trials"]):
+            trial = study.ask(distributions)
+            print(json.dumps({"params": trial.params}), flush=True)
+            value = json.loads(sys.stdin.readline())["value"]
+            study.tell(trial, value)
+        print(json.dumps({"done": True}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
