@@ -19,13 +19,9 @@ from pipeline.search import Interval, SearchSpace
 from pipeline.settings import SweepSettings, TrackingSettings
 from pipeline.trial import Outcome, Trial
 
-TRIAL_RUN_ID = "run_id"  # a trial's run id, as its task reports it in metrics.json
-
 
 class NullLineage:
     """No MLflow: every call does nothing."""
-
-    on = False
 
     def start(self, searches: Sequence[Any], space: SearchSpace, settings: SweepSettings,
               resume: Mapping[str, Any] | None) -> None:
@@ -69,8 +65,6 @@ class NullLineage:
 class SweepLineage(NullLineage):
     """The MLflow run tree of one sweep (see the module docstring)."""
 
-    on = True
-
     def __init__(self, tracking: TrackingSettings, sweep_name: str, sweep_dir: Path) -> None:
         assert tracking.uri is not None
         self.tracking = tracking
@@ -78,7 +72,6 @@ class SweepLineage(NullLineage):
         self.sweep_dir = sweep_dir
         self.parent: Any = None
         self.runs: dict[int, Any] = {}  # search index -> its run (the parent when not crossed)
-        self.sampler_names: dict[int, str] = {}
         self.metric: str | None = None
 
     def _tracker(self, **kwargs: Any) -> Any:
@@ -199,20 +192,23 @@ class SweepLineage(NullLineage):
             else:
                 run.end("FAILED", {"failure_reason": (trial.error or "failed")[:5000]})
 
+    def _run(self, search: Any) -> Any:
+        """The run of ``search``; the parent for ``None``."""
+        return self.parent if search is None else self.runs[search.index]
+
     def log_metrics(self, search: Any, metrics: Mapping[str, float], step: int) -> None:
-        run = self.parent if search is None else self.runs[search.index]
+        run = self._run(search)
         run.log_metrics(metrics, step=step)
         run.flush()
 
     def log_files(self, search: Any, paths: Sequence[Path], folder: str | None = None) -> None:
-        run = self.parent if search is None else self.runs[search.index]
+        run = self._run(search)
         for path in paths:
             if Path(path).exists():
                 run.log_artifact(path, folder)
 
     def tag(self, search: Any, tags: Mapping[str, Any]) -> None:
-        run = self.parent if search is None else self.runs[search.index]
-        run.set_tags(tags)
+        self._run(search).set_tags(tags)
 
     def histories(self, run_ids: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         """Every metric's history (step, value) of each run, ``test_*`` left out."""

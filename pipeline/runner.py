@@ -150,35 +150,38 @@ class SweepRunner:
         finished = self.lineage.finished(p) if self.settings.resume else {}
         outcomes: dict[int, Outcome] = {}
         jobs: list[tuple[int, Job]] = []
+        job_dirs = []
         for i, params in enumerate(proposals):
-            number = self.numbers.trial(p.index, r, i)
+            number, name, tags = self._trial_ids(p, r, i)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
-            done = finished_outcome(self.sweep_dir.job_dir(subdir), finished.get(number))
+            job_dirs.append(self.sweep_dir.job_dir(subdir))
+            done = finished_outcome(job_dirs[-1], finished.get(number))
             if done is not None:
                 outcomes[i] = done
                 continue
-            name = trial_name(p.index, self.crossed, r, i)
-            tags = {"round": str(r), "sampler": p.sampler_name}
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
             jobs.append((i, Job(number, subdir, tuple(overrides), name, tags)))
         if outcomes:
             log.info(f"[{p.label}] round {r}: {len(outcomes)} trials already finished, {len(jobs)} to run")
-        self.progress.watch(p.label, r, [self.sweep_dir.job_dir(self.sweep_dir.job_subdir(
-            self.numbers.trial(p.index, r, i), p.index, self.crossed)) for i in range(len(proposals))], proposals)
+        self.progress.watch(p.label, r, job_dirs, proposals)
+        stopped = None
         try:
             launched = self._launch([j for _, j in jobs])
         except TimeUp as up:
-            launched, stop = up.outcomes, StopSearch(str(up), {})
-        else:
-            stop = None
+            launched, stopped = up.outcomes, str(up)
         for (i, job), outcome in zip(jobs, launched, strict=False):
             outcomes[i] = outcome
             if outcome.value is None:
                 log.warning(f"[{p.label}] trial {job.name} failed: {outcome.error}")
         self.progress.finish_round()
-        if stop is not None:
-            raise StopSearch(stop.reason, outcomes)
+        if stopped is not None:
+            raise StopSearch(stopped, outcomes)
         return [outcomes[i] for i in range(len(proposals))]
+
+    def _trial_ids(self, p: Search, r: int, i: int) -> tuple[int, str, dict[str, str]]:
+        """Trial ``i`` of round ``r``: its job number, MLflow run name and run tags."""
+        return (self.numbers.trial(p.index, r, i), trial_name(p.index, self.crossed, r, i),
+                {"round": str(r), "sampler": p.sampler_name})
 
     def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Launch ``jobs``; with ``timeout_s``, in slices as wide as the launcher runs at once, none
@@ -203,9 +206,7 @@ class SweepRunner:
                  f"{record.failed} failed; best so far {best.value if best else None}")
         for note in record.notes:
             log.warning(f"[{p.label}] {note}")
-        self.lineage.log_trials(p, [(self.numbers.trial(p.index, t.round, t.index),
-                                     trial_name(p.index, self.crossed, t.round, t.index),
-                                     {"round": str(t.round), "sampler": p.sampler_name}, t) for t in record.trials])
+        self.lineage.log_trials(p, [(*self._trial_ids(p, t.round, t.index), t) for t in record.trials])
         logged = self.state.logged(p.index)
         if record.round > logged:  # a resumed round is logged once
             metrics = {"best_value": best.value} if best is not None else {}
@@ -247,12 +248,12 @@ class SweepRunner:
             log.warning(f"[{p.label}] seed re-runs cut short: {up}")
         for (slot, _), outcome in zip(jobs, launched, strict=False):
             outcomes[slot] = outcome
-        slots = [slot for slot in slots if slot in outcomes]
+        slots = [slot for slot in slots if slot in outcomes]  # a timeout may have cut some
         # round 0: a re-run, not a round of the search; its params name the seed it ran with
         self.lineage.log_trials(p, [(numbers[k, seed], names[k, seed], tags, Trial.from_outcome(
             0, k, {**ranked[k].params, s.seed_key: p.base_seed + seed}, outcomes[k, seed])) for k, seed in slots])
-        reruns = {k: [outcomes[k, seed].value for seed in range(1, s.final_seeds + 1)
-                      if (k, seed) in outcomes and outcomes[k, seed].value is not None] for k in range(len(ranked))}
+        reruns = {k: [outcomes[slot].value for slot in slots if slot[0] == k and outcomes[slot].value is not None]
+                  for k in range(len(ranked))}
         out.noise = noise_floor(ranked, reruns, s.final_seeds)
         if out.noise["std"] is not None:
             self.lineage.log_metrics(p, {"seed_noise_std": out.noise["std"]}, step=self.schedule.rounds)
@@ -273,11 +274,10 @@ class SweepRunner:
     # --- the end --------------------------------------------------------------------------
 
     def finish(self) -> dict[str, Any]:
-        """Write the final result files and print the report; returns the summary."""
+        """Write the sweep's own result files and print the report; returns the summary (each
+        search's results were written as it went, the last time in :meth:`_write_search`)."""
         s = self.settings
         done = [o for o in self.outcomes if o.result is not None and o.result.rounds]
-        for out in done:
-            out.search.directory.write_results(search_results(out, s, self.reproduce))
         ranked = ranked_searches(done, s.objective)
         if self.crossed:
             summary = crossed_summary(self.outcomes, s, self.reproduce)

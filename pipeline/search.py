@@ -97,6 +97,11 @@ class Range:
     def contains(self, value: Any) -> bool:
         return any(math.isclose(float(value), v, rel_tol=1e-12, abs_tol=1e-12) for v in self.values)
 
+    def position(self, value: Any) -> int:
+        """The index of the value nearest to ``value``."""
+        values = self.values
+        return min(range(len(values)), key=lambda i: abs(values[i] - float(value)))
+
 
 Dimension = Interval | Choice | Range
 
@@ -330,12 +335,11 @@ def encode(dim: Dimension, values: Any, scale: str = "linear") -> Any:
     if isinstance(dim, Interval):
         a, b = unit_bounds(dim, scale)
         return (np.asarray(to_unit(scale, np.asarray(values, dtype=float)), dtype=float) - a) / (b - a)
-    options = discrete_values(dim)
     if isinstance(dim, Choice):
-        index = [options.index(str(v)) for v in values]
+        index = [dim.values.index(str(v)) for v in values]
     else:
-        index = [min(range(len(options)), key=lambda i: abs(options[i] - float(v))) for v in values]
-    return (np.asarray(index, dtype=float) + 0.5) / len(options)
+        index = [dim.position(v) for v in values]
+    return (np.asarray(index, dtype=float) + 0.5) / len(discrete_values(dim))
 
 
 def unit_bounds(dim: Interval, scale: str) -> tuple[float, float]:

@@ -158,10 +158,7 @@ def _zoom_range(dim: Range, first: Range, values: Sequence[float], margin: float
     grid = first.values
     current = dim.values
 
-    def position(v: float) -> int:
-        return min(range(len(grid)), key=lambda i: abs(grid[i] - float(v)))
-
-    pos = [position(v) for v in values]
+    pos = [first.position(v) for v in values]
     if shrink is None:
         pad = math.ceil(margin * len(current))
         lo, hi = min(pos) - pad, max(pos) + pad
