@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +89,14 @@ class Sampler(ABC):
 
     def __repr__(self) -> str:
         return f"{self.name}(seed={self.seed})"
+
+
+def uniform(space: SearchSpace, n: int, rng: np.random.Generator,
+            scale_of: Callable[[Interval], str]) -> list[dict[str, Any]]:
+    """``n`` independent uniform draws from ``space``, each interval in ``scale_of`` its scale."""
+    columns = {d.key: decode(d, rng.random(n), scale_of(d) if isinstance(d, Interval) else "linear")
+               for d in space.dims}
+    return [{key: column[i] for key, column in columns.items()} for i in range(n)]
 
 
 def sees_history(sampler: Any) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.objective import Objective
+from pipeline.sampler import uniform
 from pipeline.search import Choice, Dimension, SearchSpace
 from pipeline.trial import Trial
 from plugins.samplers.base import Sampler
@@ -56,8 +57,7 @@ class ParzenSampler(Sampler):
         objective: Objective = getattr(history, "objective", None) or Objective()
         ranked = objective.rank(t for t in history if all(d.key in t.params for d in space.dims))
         if len(ranked) < self.startup:
-            columns = {d.key: self.values(d, rng.random(n)) for d in space.dims}
-            return [{key: column[i] for key, column in columns.items()} for i in range(n)]
+            return uniform(space, n, rng, self.scale_of)
         n_good = max(1, int(np.ceil(self.gamma * len(ranked))))
         good, bad = ranked[:n_good], ranked[n_good:]
         models = [self._model(d, good, bad) for d in space.dims]
