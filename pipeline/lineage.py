@@ -112,6 +112,7 @@ class SweepLineage(NullLineage):
                    "schedule": ",".join(map(str, schedule.sizes)), "timeout_s": settings.timeout_s,
                    "top_k": policy.top_k, "top_fraction": policy.top_fraction, "zoom": policy.mode.value,
                    "margin": policy.margin, "shrink": policy.shrink, "min_width": policy.min_width,
+                   "explore": policy.explore, "narrow_choices": policy.narrow_choices,
                    "max_failure_rate": settings.max_failure_rate,
                    "direction": settings.objective.direction.value, "metric": settings.objective.metric}
         params = {f"sweeper.{k}": v for k, v in sweeper.items()}

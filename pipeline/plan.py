@@ -108,7 +108,7 @@ def _sampler(cfg: DictConfig, settings: SweepSettings, choices: dict[str, str]) 
     if isinstance(node, DictConfig) and node.get("_target_"):
         sampler, key = build(node, "sampler"), "sampler._target_"
     else:
-        fallback = settings.sampler or {"_target_": "plugins.samplers.log_random.LogRandomSampler", "seed": 0}
+        fallback = settings.sampler or {"_target_": "plugins.samplers.gp.GPSampler", "seed": 0}
         sampler, key = build(fallback, "hydra.sweeper.sampler"), "hydra.sweeper.sampler._target_"
     if not isinstance(sampler, Sampler):
         raise ConfigError(key, type(sampler).__name__, "is not a pipeline.sampler.Sampler")

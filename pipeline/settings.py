@@ -59,7 +59,7 @@ class SweepSettings:
     def from_config(cls, **raw: Any) -> SweepSettings:
         """Check and freeze the raw ``hydra.sweeper`` values (plain containers, no DictConfig);
         keys left out take the defaults above."""
-        policy_keys = {"top_k", "top_fraction", "margin", "shrink", "min_width"}
+        policy_keys = {"top_k", "top_fraction", "margin", "shrink", "min_width", "explore", "narrow_choices"}
         defaults = {**{f.name: getattr(ZoomPolicy(), f.name) for f in fields(ZoomPolicy) if f.name in policy_keys},
                     **{f.name: getattr(cls(), f.name) for f in fields(cls)},
                     "zoom": ZoomPolicy().mode.value, "direction": Direction.MINIMIZE.value, "metric": None,
@@ -77,6 +77,10 @@ class SweepSettings:
                               "(or null)")
         for name in ("top_fraction", "shrink", "min_width"):
             _number_in(name, s[name], 0, 1, "must be in (0, 1]", low_open=True)
+        if not _is_number(s["explore"]) or not 0 <= s["explore"] < 1:
+            raise ConfigError("hydra.sweeper.explore", s["explore"], "must be in [0, 1)")
+        if not isinstance(s["narrow_choices"], bool):
+            raise ConfigError("hydra.sweeper.narrow_choices", s["narrow_choices"], "must be true or false")
         if not _is_number(s["margin"]) or not s["margin"] >= 0:
             raise ConfigError("hydra.sweeper.margin", s["margin"], "must be >= 0")
         _number_in("max_failure_rate", s["max_failure_rate"], 0, 1, "must be in [0, 1]")

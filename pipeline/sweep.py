@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from pipeline.objective import History, Objective
-from pipeline.sampler import Sampler, propose
+from pipeline.sampler import Sampler, propose, uniform
 from pipeline.schedule import Schedule
 from pipeline.search import SearchSpace
 from pipeline.trial import Outcome, Trial
@@ -72,6 +74,7 @@ class TooManyFailures(RuntimeError):
 
 
 DEFAULT_OBJECTIVE, DEFAULT_POLICY = Objective(), ZoomPolicy()
+EXPLORE = 1  # the stream of a round's draws from the whole original space, apart from the sampler's
 Evaluate = Callable[[int, Sequence[Mapping[str, Any]], SearchSpace], Sequence[Outcome]]
 
 
@@ -104,7 +107,11 @@ def search(
     for r, size in enumerate(schedule.sizes, start=1):
         k = policy.top_count(size)
         notes_before = len(sampler.notes)
-        proposals = propose(sampler, space, size, stream=(*stream, r), history=History(result.trials, objective))
+        wide = policy.explore_count(r, size)
+        history = History(result.trials, objective)
+        proposals = propose(sampler, space, size - wide, stream=(*stream, r), history=history)
+        proposals += uniform(original, wide, np.random.default_rng([getattr(sampler, "seed", 0), *stream, r, EXPLORE]),
+                             sampler.scale_of)
         stopped = None
         try:
             outcomes = dict(enumerate(evaluate(r, proposals, space)))

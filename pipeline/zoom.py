@@ -56,6 +56,18 @@ class ZoomPolicy:
     margin: float = 0.1
     shrink: float = 0.6
     min_width: float = MIN_WIDTH
+    # Every round after the first draws max(1, round(explore x its size)) trials uniformly from
+    # the whole original space: no region or choice value is ever ruled out (README > zoom).
+    explore: float = 0.125
+    # Whether a choice keeps only the values of the top trials (a model-guided sampler re-weights
+    # choices itself; narrowing them is an irreversible decision on one round's luck).
+    narrow_choices: bool = False
+
+    def explore_count(self, r: int, size: int) -> int:
+        """How many of round ``r``'s ``size`` trials are drawn from the whole original space."""
+        if r == 1 or self.explore == 0:
+            return 0
+        return min(size, max(1, round(self.explore * size)))
 
     def top_count(self, trials_per_round: int) -> int:
         """How many of the best trials so far define the next round's space."""
@@ -73,7 +85,7 @@ class ZoomPolicy:
               scale_of: Callable[[Interval], str]) -> SearchSpace:
         """The next round's space: :func:`zoom` of ``space`` onto ``top`` (params, best first)."""
         return zoom(space, original, top, margin=self.margin, scale_of=scale_of, min_width=self.min_width,
-                    mode=self.mode, shrink=self.shrink)
+                    mode=self.mode, shrink=self.shrink, narrow_choices=self.narrow_choices)
 
 
 def zoom(
@@ -86,6 +98,7 @@ def zoom(
     min_width: float = MIN_WIDTH,
     mode: str = "span",
     shrink: float = 0.5,
+    narrow_choices: bool = True,
 ) -> SearchSpace:
     """The space for the next round: ``space`` narrowed around the ``top`` trials' params
     (best first; ``trust`` mode centres on ``top[0]``)."""
@@ -108,6 +121,8 @@ def zoom(
         elif isinstance(dim, Range):
             assert isinstance(first, Range)
             dims.append(_zoom_range(dim, first, values, margin, min_width, trust))
+        elif not narrow_choices:
+            dims.append(dim)
         else:
             seen = {str(v) for v in values}
             dims.append(Choice(dim.key, tuple(v for v in dim.values if v in seen) or dim.values,
@@ -260,7 +275,8 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
                  scale_of=lambda d: scales.get(d.key) or d.scale or "linear",
                  min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width,
                  mode=mode or settings.get("zoom", "span"),
-                 shrink=settings.get("shrink", 0.5) if shrink is None else shrink)
+                 shrink=settings.get("shrink", 0.5) if shrink is None else shrink,
+                 narrow_choices=settings.get("narrow_choices", True))
     target = directory / "zoom" / f"round_{len(rounds) + 1}.yaml"
     write_space(target, space, header=f"zoomed on its own after round {len(rounds)} of {directory}")
     return space, target

@@ -41,13 +41,18 @@ class ZoomSweeperConf:
     # null, onto top_fraction of a round), in each dimension's scale: zoom=span keeps their span
     # widened by margin x the current width; zoom=trust keeps shrink x the current width centred
     # on the best trial (the default: it won on the benchmark's tuning seeds, README >
-    # Performance). Never narrower than min_width x the original width.
+    # Performance). Never narrower than min_width x the original width. Every round after the
+    # first also draws max(1, round(explore x its size)) trials uniformly from the whole original
+    # space, so no region is ruled out for good; narrow_choices=true would keep only the top
+    # trials' values of a choice (off: the model-guided sampler re-weights choices itself).
     top_k: Optional[int] = None
     top_fraction: float = 0.25
     zoom: str = "trust"
     margin: float = 0.1
     shrink: float = 0.6
     min_width: float = 0.05
+    explore: float = 0.125
+    narrow_choices: bool = False
     # Stop the sweep when more than this share of the trials so far has failed.
     max_failure_rate: float = 0.5
     # Print the space, scales, trials and rounds; launch nothing.
@@ -55,9 +60,9 @@ class ZoomSweeperConf:
     # The objective: the direction of the value the task returns, and its name (reports, MLflow).
     direction: str = "minimize"
     metric: Optional[str] = None
-    # Fallback for apps whose config has no `sampler` group.
+    # Fallback for apps whose config has no `sampler` group: the model-guided default.
     sampler: Dict[str, Any] = field(default_factory=lambda: {
-        "_target_": "plugins.samplers.log_random.LogRandomSampler", "seed": 0})
+        "_target_": "plugins.samplers.gp.GPSampler", "seed": 0})
     # Optional dotted path of a function called with each combination's composed task config
     # before anything is launched (e.g. pipeline.config.validate); it raises on bad input.
     check: Optional[str] = None
