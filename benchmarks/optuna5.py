@@ -96,8 +96,10 @@ class Child:
         self.proc.wait(timeout=30)
 
 
-def methods() -> Iterator[tuple[str, str | None]]:
-    """(label, sampler) for each Optuna 5 method, sampler ``None`` when it cannot run here."""
+def methods(gp: bool = False) -> Iterator[tuple[str, str | None]]:
+    """(label, sampler) for each Optuna 5 method, sampler ``None`` when it cannot run here. The
+    environment has no torch unless installed by hand (its wheels with CUDA libraries are ~5 GB),
+    and GPSampler runs only when asked (``gp``): ~40 s per 100-trial study, ~90 min per seed set."""
     exe = python()
     if exe is None:
         yield from ((label + " (not run: no environment)", None) for label in SAMPLERS.values())
@@ -106,6 +108,9 @@ def methods() -> Iterator[tuple[str, str | None]]:
     info = child.probe()
     child.close()
     for name, label in SAMPLERS.items():
-        runnable = name != "gp" or info["torch"]
-        yield (f"{label} ({info['optuna']})" if runnable else f"{label} (not run: no torch there)",
-               name if runnable else None)
+        if name == "gp" and not info["torch"]:
+            yield f"{label} (not run: no torch there)", None
+        elif name == "gp" and not gp:
+            yield f"{label} (not run: ~90 min per seed set; --optuna-gp)", None
+        else:
+            yield f"{label} ({info['optuna']})", name

@@ -31,16 +31,16 @@ TUNING_SEEDS = tuple(range(20))
 HELD_OUT_SEEDS = tuple(range(100, 120))
 
 
-def _sweep(problem: Problem, sampler: Any, schedule: Schedule, policy: ZoomPolicy) -> list[float]:
+def _sweep(problem: Problem, sampler: Any, schedule: Schedule, policy: ZoomPolicy, batch: int | None) -> list[float]:
     """The values of every trial, in the order they ran."""
     values: list[float] = []
 
-    def evaluate(r: int, proposals: Sequence[dict], space: Any) -> list[Outcome]:
+    def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0) -> list[Outcome]:
         out = [problem.f(p) for p in proposals]
         values.extend(out)
         return [Outcome(v) for v in out]
 
-    search(problem.space, sampler, evaluate, schedule=schedule, policy=policy)
+    search(problem.space, sampler, evaluate, schedule=schedule, policy=policy, batch=batch)
     return values
 
 
@@ -57,15 +57,18 @@ def _gp(seed: int) -> Any:
 
 
 def zoom_method(policy: ZoomPolicy, rounds: Callable[[int], int | None] = lambda n: None,
-                sampler: Callable[[int], Any] = _log_random) -> Callable[[Problem, int, int], list[float]]:
+                sampler: Callable[[int], Any] = _log_random,
+                batch: int | None = 1) -> Callable[[Problem, int, int], list[float]]:
+    """The round loop as the sweeper runs it; ``batch`` 1 is Hydra's basic launcher (an adaptive
+    sampler proposes one trial at a time), 2 joblib with two workers."""
     def run(problem: Problem, n: int, seed: int) -> list[float]:
-        return _sweep(problem, sampler(seed), Schedule.plan(n, rounds(n)), policy)
+        return _sweep(problem, sampler(seed), Schedule.plan(n, rounds(n)), policy, batch)
     return run
 
 
 def one_round(sampler: Callable[[int], Any]) -> Callable[[Problem, int, int], list[float]]:
     def run(problem: Problem, n: int, seed: int) -> list[float]:
-        return _sweep(problem, sampler(seed), Schedule((n,)), ZoomPolicy())
+        return _sweep(problem, sampler(seed), Schedule((n,)), ZoomPolicy(), None)
     return run
 
 
@@ -121,9 +124,10 @@ def methods() -> dict[str, tuple[Callable[[Problem, int, int], list[float]], boo
 
     old = {"explore": 0.0, "narrow_choices": True}  # the policies before the explore share
     out: dict[str, tuple[Callable[[Problem, int, int], list[float]], bool]] = {
-        "default (the sweeper's defaults: gp sampler, trust x0.6, explore 1/8, choices kept)": (
+        "default (the sweeper's defaults: gp sampler one trial at a time, trust x0.6, explore 1/8)": (
             zoom_method(ZoomPolicy(), sampler=_gp), False),
-        "gp sampler, whole space every round (no zoom)": (zoom_method(ZoomPolicy(shrink=1.0), sampler=_gp), False),
+        "default with 2 parallel workers (gp batches of 2)": (zoom_method(ZoomPolicy(), sampler=_gp, batch=2), False),
+        "gp, whole rounds at once (no batches)": (zoom_method(ZoomPolicy(), sampler=_gp, batch=None), False),
         "trust x0.6, log_random (the default before)": (zoom_method(ZoomPolicy(**old)), False),
         "span, n_trials rule": (zoom_method(ZoomPolicy(ZoomMode.SPAN, shrink=0.5, **old)), False),
         "span, 3 rounds (the default before n_trials)": (
@@ -145,13 +149,14 @@ def methods() -> dict[str, tuple[Callable[[Problem, int, int], list[float]], boo
     return out
 
 
-def optuna5_methods() -> tuple[dict[str, tuple[Callable[[Problem, int, int], list[float]], bool]], list[str]]:
+def optuna5_methods(gp: bool = False) -> tuple[dict[str, tuple[Callable[[Problem, int, int], list[float]], bool]],
+                                                list[str]]:
     """Current Optuna's samplers, each driving one child process in its own environment; and the
-    labels of those that cannot run here."""
+    labels of those that cannot run here (GPSampler only with ``gp``: ~40 s per 100-trial study)."""
     from benchmarks import optuna5
 
     runnable, not_run = {}, []
-    for label, name in optuna5.methods():
+    for label, name in optuna5.methods(gp):
         if name is None:
             not_run.append(label)
             continue
@@ -173,14 +178,14 @@ def _study_in_child(name: str) -> Callable[[Problem, int, int], list[float]]:
     return run
 
 
-def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS) -> dict[str, Any]:
+def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS, optuna_gp: bool = False) -> dict[str, Any]:
     problems = dict(list(PROBLEMS.items())[:2]) if quick else PROBLEMS
     seeds = seeds[:2] if quick else seeds
     budgets = (10, 20) if quick else BUDGETS
     best: dict[str, dict[str, dict[int, list[float]]]] = {}
     every, not_run = methods(), []
     if not quick:
-        current, not_run = optuna5_methods()
+        current, not_run = optuna5_methods(optuna_gp)
         every.update(current)
     for name, problem in problems.items():
         for method, (run, independent) in every.items():
@@ -216,12 +221,13 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, draws: int = 200
 
 def verdicts(summary: dict[str, Any], budgets: Sequence[int], method: str) -> list[dict[str, Any]]:
     """Per problem and budget: ``method`` against the best TPE variant (by median: the target is
-    median and worst seed <= that variant's) and win / tie / loss against CMA-ES (tie: the paired
-    bootstrap 90% interval of the difference contains 0)."""
+    median and worst seed <= that variant's) and win / tie / loss against CMA-ES and GPSampler
+    when they ran (tie: the paired bootstrap 90% interval of the difference contains 0)."""
     rows = []
     for name, by in summary.items():
         tpes = [m for m in by if "TPE" in m and "adapter" not in m]
-        cmaes = next((m for m in by if "CMA-ES" in m), None)
+        rivals = {key: next((m for m in by if name in m), None) for key, name in (("vs_cmaes", "CMA-ES"),
+                                                                                  ("vs_gp", "GPSampler"))}
         for n in budgets:
             cell = by[method][str(n)]
             row: dict[str, Any] = {"problem": name, "trials": n, "median": cell["median"], "worst": cell["worst"]}
@@ -229,9 +235,10 @@ def verdicts(summary: dict[str, Any], budgets: Sequence[int], method: str) -> li
                 tpe = min(tpes, key=lambda m: by[m][str(n)]["median"])
                 row.update(tpe=tpe, tpe_median=by[tpe][str(n)]["median"], tpe_worst=by[tpe][str(n)]["worst"])
                 row["target"] = cell["median"] <= row["tpe_median"] and cell["worst"] <= row["tpe_worst"]
-            if cmaes:
-                lo, hi = paired_bootstrap(cell["seeds"], by[cmaes][str(n)]["seeds"])
-                row["vs_cmaes"] = "tie" if lo <= 0 <= hi else ("win" if hi < 0 else "loss")
+            for key, rival in rivals.items():
+                if rival:
+                    lo, hi = paired_bootstrap(cell["seeds"], by[rival][str(n)]["seeds"])
+                    row[key] = "tie" if lo <= 0 <= hi else ("win" if hi < 0 else "loss")
             rows.append(row)
     return rows
 
@@ -252,20 +259,28 @@ if __name__ == "__main__":
     import sys
 
     held_out = "--held-out" in sys.argv
-    result = measure("--quick" in sys.argv, HELD_OUT_SEEDS if held_out else TUNING_SEEDS)
-    print(f"seeds {result['search_seeds'][0]}-{result['search_seeds'][-1]}" + (" (held out)" if held_out else ""))
+    result = measure("--quick" in sys.argv, HELD_OUT_SEEDS if held_out else TUNING_SEEDS, "--optuna-gp" in sys.argv)
+    import json
+    from pathlib import Path
+
+    out = Path("outputs") / "bench" / f"search_{'held_out' if held_out else 'tuning'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result))
+    print(f"seeds {result['search_seeds'][0]}-{result['search_seeds'][-1]}" + (" (held out)" if held_out else "")
+          + f"; every seed's value in {out}")
     print(table(result["search"], result["search_budgets"]))
     for label in result["search_not_run"]:
         print(f"not run: {label}")
     default = next(m for m in result["search"]["branin"] if m.startswith("default"))
     rows = verdicts(result["search"], result["search_budgets"], default)
     print(f"\n{default} against the best TPE variant and CMA-ES:\n")
-    print("| problem | trials | default | best TPE variant | target | vs CMA-ES |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| problem | trials | default | best TPE variant | target | vs CMA-ES | vs GPSampler |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['problem']} | {r['trials']} | {r['median']:.3g} ({r['worst']:.3g}) | "
               f"{r.get('tpe', '-')}: {r.get('tpe_median', math.nan):.3g} ({r.get('tpe_worst', math.nan):.3g}) | "
-              f"{'met' if r.get('target') else 'not met'} | {r.get('vs_cmaes', '-')} |")
+              f"{'met' if r.get('target') else 'not met'} | {r.get('vs_cmaes', '-')} | {r.get('vs_gp', '-')} |")
     met = sum(bool(r.get("target")) for r in rows)
-    print(f"\ntarget met in {met} of {len(rows)} rows; vs CMA-ES: "
-          + ", ".join(f"{k} {sum(r.get('vs_cmaes') == k for r in rows)}" for k in ("win", "tie", "loss")))
+    print(f"\ntarget met in {met} of {len(rows)} rows; " + "; ".join(
+        f"{label}: " + ", ".join(f"{k} {sum(r.get(key) == k for r in rows)}" for k in ("win", "tie", "loss"))
+        for key, label in (("vs_cmaes", "vs CMA-ES"), ("vs_gp", "vs GPSampler")) if any(key in r for r in rows)))

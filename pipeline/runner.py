@@ -131,8 +131,9 @@ class SweepRunner:
         s, p = self.settings, out.search
         log.info(f"[{p.label}] {self.schedule.describe()}, {p.sampler!r}")
         try:
-            out.result = search(p.space, p.sampler, lambda r, proposals, space: self._round(p, r, proposals, space),
-                                schedule=self.schedule, objective=s.objective,
+            out.result = search(p.space, p.sampler,
+                                lambda r, proposals, space, first=0: self._round(p, r, proposals, space, first),
+                                schedule=self.schedule, objective=s.objective, batch=self.batch_size,
                                 policy=s.policy, max_failure_rate=s.max_failure_rate, stream=(p.index,),
                                 on_round=lambda record: self._after_round(out, record))
         finally:
@@ -144,23 +145,32 @@ class SweepRunner:
             self._seed_reruns(out)
         self._write_search(out)
 
-    def _round(self, p: Search, r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace) -> list[Outcome]:
-        """Launch one round's trials; trials that finished before an interruption are read back."""
-        write_space(p.directory.zoom_file(r), space, header=f"space sampled in round {r} of {self.sweep_dir.root}")
+    @property
+    def batch_size(self) -> int | None:
+        """Trials an adaptive sampler proposes at once: ``hydra.sweeper.batch_size``, else as many
+        as the launcher runs at once (1 for Hydra's basic launcher), else the whole round."""
+        return self.settings.batch_size or getattr(self.launcher, "parallelism", None)
+
+    def _round(self, p: Search, r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace,
+               first: int = 0) -> list[Outcome]:
+        """Launch a round's trials (or the batch of them from index ``first``); trials that
+        finished before an interruption are read back."""
+        if first == 0:
+            write_space(p.directory.zoom_file(r), space, header=f"space sampled in round {r} of {self.sweep_dir.root}")
         finished = self.lineage.finished(p) if self.settings.resume else {}
         outcomes: dict[int, Outcome] = {}
         jobs: list[tuple[int, Job]] = []
         job_dirs = []
-        for i, params in enumerate(proposals):
+        for i, params in enumerate(proposals, start=first):
             number, name, tags = self._trial_ids(p, r, i)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
             job_dirs.append(self.sweep_dir.job_dir(subdir))
             done = finished_outcome(job_dirs[-1], finished.get(number))
             if done is not None:
-                outcomes[i] = done
+                outcomes[i - first] = done
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
-            jobs.append((i, Job(number, subdir, tuple(overrides), name, tags)))
+            jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
         if outcomes:
             log.info(f"[{p.label}] round {r}: {len(outcomes)} trials already finished, {len(jobs)} to run")
         self.progress.watch(p.label, r, job_dirs, proposals)

@@ -26,6 +26,10 @@ each round's trials::
 * Scale: an interval's explicit tag wins; otherwise :meth:`scale_of` gives the sampler's
   default (``default_scale``; ``"log"`` applies only to intervals with positive bounds).
 * ``notes`` collects anything the user should be told (e.g. a grid cut by the budget).
+* ``adaptive = True`` says the sampler models the history: the sweep then asks it for a round in
+  batches as wide as the launcher runs at once (stream ``(combination, round)`` for the first
+  batch, ``(combination, round, batch)`` after), each batch seeing the trials before it. Samplers
+  that lay out a whole round at once (grid, Sobol) keep the default ``False``.
 
 This module lives in ``pipeline`` so that the sweep side and the plugins both import it and
 ``pipeline`` never imports ``plugins``; ``plugins.samplers.base`` re-exports it.
@@ -49,6 +53,9 @@ class Sampler(ABC):
 
     default_scale: ClassVar[str] = "linear"
     fills_budget: ClassVar[bool] = True
+    # Proposes from a model of the history: the round loop then asks it a launcher's batch at a
+    # time (hydra.sweeper.batch_size), so each proposal sees the trials finished before it.
+    adaptive: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -40,6 +40,7 @@ class SweepSettings:
     params: Mapping[str, Any] = field(default_factory=dict)
     schedule: Schedule = Schedule.plan(DEFAULT_N_TRIALS)
     timeout_s: float | None = None  # no trial starts after this many seconds of the sweep
+    batch_size: int | None = None  # an adaptive sampler's proposals at once (None: the launcher's width)
     policy: ZoomPolicy = ZoomPolicy()
     max_failure_rate: float = 0.5
     dry_run: bool = False
@@ -72,6 +73,8 @@ class SweepSettings:
             if s["top_k"] > min(s["schedule"].sizes):
                 raise ConfigError("hydra.sweeper.top_k", s["top_k"],
                                   f"larger than a round ({s['schedule'].describe()})")
+        if s["batch_size"] is not None:
+            _positive_int("batch_size", s["batch_size"])
         if s["timeout_s"] is not None and (not _is_number(s["timeout_s"]) or not s["timeout_s"] > 0):
             raise ConfigError("hydra.sweeper.timeout_s", s["timeout_s"], "must be a positive number of seconds "
                               "(or null)")

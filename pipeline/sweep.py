@@ -75,7 +75,7 @@ class TooManyFailures(RuntimeError):
 
 DEFAULT_OBJECTIVE, DEFAULT_POLICY = Objective(), ZoomPolicy()
 EXPLORE = 1  # the stream of a round's draws from the whole original space, apart from the sampler's
-Evaluate = Callable[[int, Sequence[Mapping[str, Any]], SearchSpace], Sequence[Outcome]]
+Evaluate = Callable[..., Sequence[Outcome]]  # (round, proposals, space[, first=index in the round])
 
 
 def search(
@@ -91,6 +91,7 @@ def search(
     max_failure_rate: float = 1.0,
     stream: tuple[int, ...] = (),
     on_round: Callable[[Round], None] | None = None,
+    batch: int | None = None,
 ) -> SearchResult:
     """Run the rounds of ``schedule`` (or ``rounds`` rounds of ``trials_per_round`` trials),
     zooming after each round onto the best successful trials so far (``policy``).
@@ -98,6 +99,11 @@ def search(
     Raises :class:`TooManyFailures` (after ``on_round`` saw the round) when the failed share of
     all trials so far exceeds ``max_failure_rate``. When ``evaluate`` raises :class:`StopSearch`,
     the round keeps the trials that finished and the result says why it ``stopped``.
+
+    ``batch``: an adaptive sampler (one that models the history) proposes a round ``batch``
+    trials at a time, each batch seeing the trials of the batches before it, and ``evaluate`` is
+    called per batch with ``first=`` the index of its first trial in the round. ``None`` (and
+    every other sampler) proposes and evaluates the whole round at once.
     """
     if schedule is None:
         assert rounds is not None and trials_per_round is not None, "give a schedule or rounds x trials_per_round"
@@ -107,21 +113,10 @@ def search(
     for r, size in enumerate(schedule.sizes, start=1):
         k = policy.top_count(size)
         notes_before = len(sampler.notes)
-        wide = policy.explore_count(r, size)
-        history = History(result.trials, objective)
-        proposals = propose(sampler, space, size - wide, stream=(*stream, r), history=history)
-        proposals += uniform(original, wide, np.random.default_rng([getattr(sampler, "seed", 0), *stream, r, EXPLORE]),
-                             sampler.scale_of)
-        stopped = None
-        try:
-            outcomes = dict(enumerate(evaluate(r, proposals, space)))
-            if len(outcomes) != len(proposals):
-                raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
-        except StopSearch as stop:
-            stopped, outcomes = stop.reason, stop.outcomes
-            if not outcomes:
-                return replace(result, stopped=stopped)
-        trials = [Trial.from_outcome(r, i, proposals[i], outcomes[i]) for i in sorted(outcomes)]
+        trials, stopped = _run_round(r, size, space, original, sampler, evaluate, objective, policy, result.trials,
+                                     stream, batch)
+        if not trials:
+            return replace(result, stopped=stopped)
         top = objective.top(result.trials + trials, k)
         next_space = policy.apply(space, original, [t.params for t in top], sampler.scale_of) if top else space
         record = Round(r, space, trials, top[0] if top else None, next_space, sampler.notes[notes_before:])
@@ -136,3 +131,33 @@ def search(
             return replace(result, stopped=stopped)
         space = next_space
     return result
+
+
+def _run_round(r: int, size: int, space: SearchSpace, original: SearchSpace, sampler: Sampler, evaluate: Evaluate,
+               objective: Objective, policy: ZoomPolicy, before: list[Trial], stream: tuple[int, ...],
+               batch: int | None) -> tuple[list[Trial], str | None]:
+    """Round ``r``'s trials (and why the search must stop, if it must). The sampler proposes the
+    first ``size - explore`` trials in ``space``; the last ``explore`` are uniform draws from the
+    ``original`` space (the policy's guarantee that nothing is ruled out for good)."""
+    wide = policy.explore_count(r, size)
+    explore = uniform(original, wide, np.random.default_rng([getattr(sampler, "seed", 0), *stream, r, EXPLORE]),
+                      sampler.scale_of)
+    step = batch if batch and getattr(sampler, "adaptive", False) else size
+    trials: list[Trial] = []
+    for b, first in enumerate(range(0, size, step)):
+        last = min(first + step, size)
+        guided = max(0, min(last, size - wide) - first)
+        # the first batch keeps the round's own stream: a round proposed at once is unchanged
+        proposals = propose(sampler, space, guided, stream=(*stream, r) if b == 0 else (*stream, r, b),
+                            history=History([*before, *trials], objective)) if guided else []
+        proposals += explore[first + guided - (size - wide):last - (size - wide)]
+        try:
+            got = evaluate(r, proposals, space) if step == size else evaluate(r, proposals, space, first=first)
+            outcomes = dict(enumerate(got))
+            if len(outcomes) != len(proposals):
+                raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
+        except StopSearch as stop:
+            trials += [Trial.from_outcome(r, first + i, proposals[i], o) for i, o in sorted(stop.outcomes.items())]
+            return trials, stop.reason
+        trials += [Trial.from_outcome(r, first + i, proposals[i], outcomes[i]) for i in sorted(outcomes)]
+    return trials, None

@@ -77,9 +77,15 @@ class ZoomPolicy:
 
     def describe(self, trials_per_round: int) -> str:
         k = self.top_count(trials_per_round)
+        choices = f"choices narrowed to the top {k}'s values" if self.narrow_choices else "choices kept"
         if self.mode is ZoomMode.TRUST:
-            return f"zoom: trust region of {self.shrink} x the width around the best (top {k} keep the choices)"
-        return f"zoom onto the span of the top {k} with margin {self.margin}"
+            zoom = f"zoom: trust region of {self.shrink} x the width around the best, {choices}"
+        else:
+            zoom = f"zoom onto the span of the top {k} with margin {self.margin}, {choices}"
+        wide = self.explore_count(2, trials_per_round)
+        if wide:
+            zoom += f"; {wide} of each later round drawn from the whole original space"
+        return zoom
 
     def apply(self, space: SearchSpace, original: SearchSpace, top: Sequence[Mapping[str, Any]],
               scale_of: Callable[[Interval], str]) -> SearchSpace:

@@ -167,8 +167,8 @@ def test_dry_run_describes_the_plan(tmp_path: Path) -> None:
     r, _ = runner(tmp_path, ["x=tag(log, interval(0.1, 4.0))", "y=a,b"], zoom="trust", shrink=0.5)
     text = describe(r.searches, r.settings)
     assert text.splitlines()[0] == ("Dry run: 2 search(es) x 2 rounds x 4 trials = 8 trials (each search), 16 in "
-                                    "all; zoom: trust region of 0.5 x the width around the best (top 2 keep the "
-                                    "choices). Nothing launched.")
+                                    "all; zoom: trust region of 0.5 x the width around the best, choices kept; 1 "
+                                    "of each later round drawn from the whole original space. Nothing launched.")
     assert "  x: tag(log, interval(0.1, 4.0))  [log scale]" in text and "  fixed: y=b" in text
     assert not (tmp_path / "sweep").exists()
 
@@ -201,36 +201,45 @@ def crash_after(fault: Fault, counted: Callable[..., bool], target: Any, name: s
     monkeypatch.setattr(target, name, wrapper)
 
 
-def uninterrupted(tmp: Path, uri: str | None = None) -> dict[str, Any]:
-    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1)
+RANDOM = {"_target_": "plugins.samplers.random.RandomSampler", "seed": 5}
+# adaptive: with the function launcher's parallelism of 1 it proposes one trial at a time, each
+# seeing the trials before it, so a resumed round must read back exactly what the first run saw
+GP = {"_target_": "plugins.samplers.gp.GPSampler", "seed": 5, "startup": 2, "candidates": 64}
+
+
+def uninterrupted(tmp: Path, uri: str | None = None, sampler: dict[str, Any] = RANDOM) -> dict[str, Any]:
+    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1, sampler=sampler)
     r.run(space)
     return {"files": snapshot(tmp / "sweep"), "board": board(tmp / "sweep")}
 
 
-def resume_after_crash(tmp: Path, fault: Fault, uri: str | None = None) -> tuple[dict[str, Any], set[int], list[int]]:
+def resume_after_crash(tmp: Path, fault: Fault, uri: str | None = None,
+                       sampler: dict[str, Any] = RANDOM) -> tuple[dict[str, Any], set[int], list[int]]:
     """Run until the crash, resume; the result files, the jobs finished before the resume and the
     jobs the resume launched."""
-    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1)
+    r, space = runner(tmp, SPACE, uri=uri, final_seeds=1, final_top=1, sampler=sampler)
     try:
         r.run(space)
     except Crash:
         pass
     fault.armed = False
     before = {int(p.parent.name) for p in (tmp / "sweep").rglob(RESULT_FILE)}
-    r, space = runner(tmp, SPACE, uri=uri, resume=True, final_seeds=1, final_top=1)
+    r, space = runner(tmp, SPACE, uri=uri, resume=True, final_seeds=1, final_top=1, sampler=sampler)
     r.run(space)
     return {"files": snapshot(tmp / "sweep"), "board": board(tmp / "sweep")}, before, r.launcher.launched
 
 
-def test_resume_after_a_crash_after_any_file_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = uninterrupted(tmp_path / "reference")
+@pytest.mark.parametrize("sampler", [RANDOM, GP], ids=["random", "gp one trial at a time"])
+def test_resume_after_a_crash_after_any_file_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   sampler: dict[str, Any]) -> None:
+    expected = uninterrupted(tmp_path / "reference", sampler=sampler)
     n = 1
     while True:
         tmp = tmp_path / f"crash_{n}"
         fault = Fault(n)
         with monkeypatch.context() as m:
             crash_after(fault, lambda src, dst, tmp=tmp: str(tmp) in str(dst), os, "replace", m)
-            got, before, relaunched = resume_after_crash(tmp, fault)
+            got, before, relaunched = resume_after_crash(tmp, fault, sampler=sampler)
         assert got == expected, f"crash after write {n}"
         assert not before & set(relaunched), f"crash after write {n}: finished jobs ran again"
         assert {int(p.parent.name) for p in (tmp / "sweep").rglob(RESULT_FILE)} == set(range(9))

@@ -105,3 +105,33 @@ def test_all_failed_round_keeps_the_space() -> None:
     result = search(SPACE, RandomSampler(), lambda r, ps, s: [Outcome(None, "x") for _ in ps], rounds=2,
                     trials_per_round=3, max_failure_rate=1.0)
     assert result.best is None and result.rounds[-1].next_space == SPACE
+
+
+def test_an_adaptive_sampler_proposes_in_batches_that_see_the_trials_before_them() -> None:
+    """batch=2: the GP sampler is asked 2 trials at a time and ``evaluate`` gets each batch with
+    the index of its first trial; the last batch of a later round holds the explore draw. A
+    sampler that does not model the history gets whole rounds whatever ``batch`` says."""
+    from plugins.samplers.gp import GPSampler
+
+    class Watching(GPSampler):
+        def sample(self, space, n, *, stream=(), history=()):
+            seen.append((stream, len(history), n))
+            return super().sample(space, n, stream=stream, history=history)
+
+    calls: list[tuple[int, int, int]] = []
+    seen: list[tuple[tuple[int, ...], int, int]] = []
+
+    def evaluate(r, proposals, space, first=0):
+        calls.append((r, first, len(proposals)))
+        return [Outcome(bowl(p)) for p in proposals]
+
+    result = search(SPACE, Watching(seed=0, startup=2), evaluate, rounds=2, trials_per_round=5, batch=2)
+    assert calls == [(1, 0, 2), (1, 2, 2), (1, 4, 1), (2, 0, 2), (2, 2, 2), (2, 4, 1)]
+    # round 2: 4 proposed by the sampler, the fifth drawn from the whole space (explore share)
+    assert seen == [((1,), 0, 2), ((1, 1), 2, 2), ((1, 2), 4, 1), ((2,), 5, 2), ((2, 1), 7, 2)]
+    assert [(t.round, t.index) for t in result.trials] == [(r, i) for r in (1, 2) for i in range(5)]
+
+    whole: list[tuple[int, int, int]] = []
+    search(SPACE, RandomSampler(seed=0), lambda r, ps, s: whole.append((r, 0, len(ps))) or [Outcome(bowl(p)) for p in ps],
+           rounds=2, trials_per_round=5, batch=2)
+    assert whole == [(1, 0, 5), (2, 0, 5)]

@@ -37,6 +37,10 @@ class ZoomSweeperConf:
     rounds: Optional[int] = None
     trials_per_round: Optional[int] = None
     timeout_s: Optional[float] = None
+    # A model-guided sampler (gp, parzen, optuna) proposes this many trials at a time, each batch
+    # seeing the results of the ones before; null: as many as the launcher runs at once (1 for
+    # the basic launcher, n_jobs for joblib; a whole round for Ray and SLURM).
+    batch_size: Optional[int] = None
     # The next round zooms onto the top_k best successful trials so far (or, when top_k is
     # null, onto top_fraction of a round), in each dimension's scale: zoom=span keeps their span
     # widened by margin x the current width; zoom=trust keeps shrink x the current width centred

@@ -44,6 +44,7 @@ SQRT5 = np.sqrt(5.0)
 
 class GPSampler(Sampler):
     default_scale = "log"
+    adaptive = True
 
     def __init__(self, seed: int = 0, candidates: int = 1024, startup: int = 5, local_sd: float = 0.1) -> None:
         super().__init__(seed)
@@ -56,6 +57,15 @@ class GPSampler(Sampler):
 
     def sample(self, space: SearchSpace, n: int, *, stream: tuple[int, ...] = (),
                history: Sequence[Trial] = ()) -> list[dict[str, Any]]:
+        from threadpoolctl import threadpool_limits
+
+        # matrices of a few hundred rows: BLAS threads only contend (measured: a 100-trial Branin
+        # search 42 s with OpenBLAS's default threads on a busy 2-core machine, 7 s with one)
+        with threadpool_limits(limits=1):
+            return self._sample(space, n, stream, history)
+
+    def _sample(self, space: SearchSpace, n: int, stream: tuple[int, ...],
+                history: Sequence[Trial]) -> list[dict[str, Any]]:
         rng = self.rng(*stream)
         objective: Objective = getattr(history, "objective", None) or Objective()
         seen = [t for t in history if all(d.key in t.params for d in space.dims)]
@@ -65,14 +75,24 @@ class GPSampler(Sampler):
         x, c = self.features(space, [t.params for t in seen])
         y = _standardised(np.array([_minimised(t.value, objective) if objective.ok(t) else np.nan for t in seen]))
         gp = GaussianProcess.fit(x, c, y)
-        pool = self._pool(space, [t.params for t in objective.rank(seen)[:5]], rng)
+
+        def score(u: np.ndarray, model: GaussianProcess = gp) -> np.ndarray:
+            mean, sd = model.predict(*self._features_at(space, u))
+            return log_expected_improvement(mean, sd, float(y.min()))
+
+        u = self._pool(space, [t.params for t in objective.rank(seen)[:5]], rng)
+        u = self._refine(space, u, score, rng)
+        pool = self._decode(space, u)
+        unique = list({tuple(p.values()): i for i, p in reversed(list(enumerate(pool)))}.values())
+        pool = [pool[i] for i in sorted(unique)]
         px, pc = self.features(space, pool)
         picks: list[int] = []
-        for _ in range(min(n, len(pool))):
+        for _ in range(n):
             mean, sd = gp.predict(px, pc)
-            score = log_expected_improvement(mean, sd, float(y.min()))
-            score[picks] = -np.inf
-            i = int(np.argmax(score))
+            acquisition = log_expected_improvement(mean, sd, float(y.min()))
+            if len(picks) < len(pool):  # a space with fewer distinct points than n repeats the best
+                acquisition[picks] = -np.inf
+            i = int(np.argmax(acquisition))
             picks.append(i)
             gp = gp.with_point(px[i:i + 1], pc[i:i + 1], float(mean[i]))
         return [pool[i] for i in picks]
@@ -82,9 +102,17 @@ class GPSampler(Sampler):
     def features(self, space: SearchSpace, params: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Numeric coordinates (one column per interval or range, in the region's [0, 1)) and
         choice indices (one column per choice; -1 for a value not in the region's list)."""
+        return self._features(space, {d.key: [p[d.key] for p in params] for d in space.dims}, len(params))
+
+    def _features_at(self, space: SearchSpace, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`features` of the points ``u`` of [0, 1)^dims once decoded (integers rounded)."""
+        return self._features(space, {d.key: self.values(d, u[:, j]) for j, d in enumerate(space.dims)}, len(u))
+
+    def _features(self, space: SearchSpace, columns: Mapping[str, Sequence[Any]], n: int) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
         numeric, choices = [], []
         for dim in space.dims:
-            column = [p[dim.key] for p in params]
+            column = columns[dim.key]
             if isinstance(dim, Choice):
                 choices.append([dim.values.index(str(v)) if str(v) in dim.values else -1 for v in column])
             elif isinstance(dim, Range):  # linear in the value, so points outside the range extend it
@@ -93,35 +121,45 @@ class GPSampler(Sampler):
                 numeric.append((np.asarray(column, dtype=float) - values[0] + dim.step / 2) / span)
             else:
                 numeric.append(self.units(dim, column))
-        n = len(params)
         return (np.array(numeric, dtype=float).T.reshape(n, -1), np.array(choices, dtype=int).T.reshape(n, -1))
 
-    def _pool(self, space: SearchSpace, best: Sequence[Mapping[str, Any]], rng: np.random.Generator) -> list[dict]:
-        """Half uniform in the region, half Gaussian steps around the ``best`` trials, decoded."""
+    def _pool(self, space: SearchSpace, best: Sequence[Mapping[str, Any]], rng: np.random.Generator) -> np.ndarray:
+        """Candidates as points of [0, 1)^dims: half uniform in the region, half Gaussian steps
+        (sd ``local_sd``) around the ``best`` trials, whose choice values are kept 4 times in 5."""
         m = self.candidates
         u = rng.random((m, len(space.dims)))
         local = np.arange(m // 2, m)
         centre = rng.integers(0, len(best), len(local))
         for j, dim in enumerate(space.dims):
+            inside = [p[dim.key] for p in best if dim.contains(p[dim.key])]
+            units = np.full(len(best), np.nan)
+            units[[dim.contains(p[dim.key]) for p in best]] = self.units(dim, inside) if inside else []
+            at = units[centre]
             if isinstance(dim, Choice):
-                keep = rng.random(len(local)) < 0.8
-                at = np.array([(dim.values.index(str(best[k][dim.key])) + 0.5) / len(dim.values)
-                               if str(best[k][dim.key]) in dim.values else np.nan for k in centre])
-                u[local[keep & np.isfinite(at)], j] = at[keep & np.isfinite(at)]
-                continue
-            if isinstance(dim, Range):
-                at = (self.features(space.with_dims([dim]), [best[k] for k in centre])[0][:, 0])
+                keep = (rng.random(len(local)) < 0.8) & np.isfinite(at)
+                u[local[keep], j] = at[keep]
             else:
-                at = self.units(dim, [best[k][dim.key] for k in centre])
-            step = at + self.local_sd * rng.standard_normal(len(local))
-            u[local, j] = np.clip(step, 0.0, np.nextafter(1.0, 0.0))
-        columns = {d.key: self.values(d, u[:, j]) for j, d in enumerate(space.dims)}
-        unique: dict[tuple, dict[str, Any]] = {}
-        for i in range(m):
-            point = {key: column[i] for key, column in columns.items()}
-            unique.setdefault(tuple(point.values()), point)
-        return list(unique.values())
+                step = np.where(np.isfinite(at), at, 0.5) + self.local_sd * rng.standard_normal(len(local))
+                u[local, j] = np.clip(step, 0.0, np.nextafter(1.0, 0.0))
+        return u
 
+    def _refine(self, space: SearchSpace, u: np.ndarray, score: Any, rng: np.random.Generator) -> np.ndarray:
+        """Local search on the acquisition: three times, 256 Gaussian steps (sd 0.05, then 0.015,
+        then 0.005; choices unchanged) around the 8 best-scoring candidates so far are added. A
+        pool of random points alone leaves the acquisition's peak unresolved in 4+ dimensions
+        (measured: Hartmann-6 at 50 trials, median regret over 5 tuning seeds 0.90 without, see
+        the commit)."""
+        numeric = np.array([not isinstance(d, Choice) for d in space.dims])
+        for sd in (0.05, 0.015, 0.005):
+            top = u[np.argsort(score(u))[-8:]]
+            steps = top[rng.integers(0, len(top), 256)]
+            steps[:, numeric] += sd * rng.standard_normal((256, int(numeric.sum())))
+            u = np.vstack([u, np.clip(steps, 0.0, np.nextafter(1.0, 0.0))])
+        return u
+
+    def _decode(self, space: SearchSpace, u: np.ndarray) -> list[dict[str, Any]]:
+        columns = {d.key: self.values(d, u[:, j]) for j, d in enumerate(space.dims)}
+        return [{key: column[i] for key, column in columns.items()} for i in range(len(u))]
 
 def _minimised(value: float, objective: Objective) -> float:
     return -value if objective.direction is Direction.MAXIMIZE else value

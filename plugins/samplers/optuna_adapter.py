@@ -29,6 +29,7 @@ SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "random": "RandomSampl
 
 class OptunaSampler(Sampler):
     default_scale = "log"
+    adaptive = True
 
     def __init__(self, seed: int = 0, sampler: str = "tpe", options: dict[str, Any] | None = None) -> None:
         super().__init__(seed)

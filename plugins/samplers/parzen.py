@@ -38,6 +38,7 @@ from plugins.samplers.base import Sampler
 
 class ParzenSampler(Sampler):
     default_scale = "log"
+    adaptive = True
 
     def __init__(self, seed: int = 0, gamma: float = 0.25, candidates: int = 24, startup: int = 8,
                  min_bandwidth: float = 0.03) -> None:
