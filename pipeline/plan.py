@@ -127,8 +127,9 @@ def _first_value(dim: Dimension) -> str:
     return str(dim.values[0])
 
 
-def describe(searches: Sequence[Search], settings: SweepSettings) -> str:
-    """The dry run's text: searches, trials, the zoom policy, and each search's space and scales."""
+def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | None = None) -> str:
+    """The dry run's text: searches, trials, the zoom policy, and each search's space and scales;
+    ``batch``: how many trials a model-guided sampler proposes at once (None: whole rounds)."""
     from pipeline.zoom import dims_summary
 
     schedule, objective = settings.schedule, settings.objective
@@ -137,9 +138,16 @@ def describe(searches: Sequence[Search], settings: SweepSettings) -> str:
     lines = [f"Dry run: {each}{schedule.describe()}" + (f" (each search), {total} in all" if each else "")
              + f"; {settings.policy.describe(schedule.sizes[-1])}. Nothing launched."]
     for s in searches:
-        lines.append(f"\n[{s.label}] sampler {s.sampler!r}, direction {objective.direction.value}"
-                     + (f" of {objective.metric}" if objective.metric else ""))
+        lines.append(f"\n[{s.label}] sampler {s.sampler!r}{proposes(s.sampler, batch)}, direction "
+                     f"{objective.direction.value}" + (f" of {objective.metric}" if objective.metric else ""))
         if s.base:
             lines.append("  fixed: " + " ".join(s.base))
         lines += ["  " + line for line in dims_summary(s.space, s.sampler.scale_of)]
     return "\n".join(lines)
+
+
+def proposes(sampler: Any, batch: int | None) -> str:
+    """How the sampler is asked for a round's trials, for the dry run and the log."""
+    if not getattr(sampler, "adaptive", False):
+        return " (whole rounds at once)"
+    return " (a whole round at once)" if not batch else f" ({batch} trial{'s' if batch > 1 else ''} at a time)"

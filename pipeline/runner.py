@@ -17,7 +17,7 @@ from pipeline import analysis
 from pipeline.atomic import write_yaml_atomic
 from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
-from pipeline.plan import Search
+from pipeline.plan import Search, proposes
 from pipeline.report import final_report, leaderboard, write_csv
 from pipeline.search import Interval, SearchSpace
 from pipeline.settings import SweepSettings
@@ -129,7 +129,7 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        log.info(f"[{p.label}] {self.schedule.describe()}, {p.sampler!r}")
+        log.info(f"[{p.label}] {self.schedule.describe()}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
         try:
             out.result = search(p.space, p.sampler,
                                 lambda r, proposals, space, first=0: self._round(p, r, proposals, space, first),

@@ -60,7 +60,7 @@ class ZoomSweeperImpl:
             print(f"Error: {_named_by_user(exc, self.config)}", file=sys.stderr)
             sys.exit(2)
         if state is None:
-            print(describe(searches, settings))
+            print(describe(searches, settings, settings.batch_size or HydraLauncher(self.launcher).parallelism))
             return None
         self.sweep_dir.root.mkdir(parents=True, exist_ok=True)
         if not state.resumed:
