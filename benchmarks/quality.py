@@ -1,7 +1,9 @@
-"""Search quality: the best validation loss found on digits with the same trial budget by zoom +
-log_random, plain random, log_random without zoom, grid, and Optuna's TPE when installed, on the
-default search space (lr left untagged, so each sampler's default scale is what is compared),
-median and worst over seeds, for normalization=batch_norm and none."""
+"""Search quality: the best validation loss found on digits with the same trial budget by the
+sweeper's default (gp sampler one trial at a time, trust region, explore share), the policies
+before it (zoom + log_random: span, trust), plain random, log_random without zoom, grid, and
+Optuna's TPE when installed, on the default search space (lr left untagged, so each sampler's
+default scale is what is compared), median and worst over seeds, for normalization=batch_norm
+and none."""
 
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ def measure(quick: bool) -> dict[str, Any]:
     from pipeline.sweep import Outcome, search
     from pipeline.train import run
     from pipeline.zoom import ZoomMode, ZoomPolicy
+    from plugins.samplers.gp import GPSampler
     from plugins.samplers.grid import GridSampler
     from plugins.samplers.log_random import LogRandomSampler
     from plugins.samplers.random import RandomSampler
@@ -85,10 +88,14 @@ def measure(quick: bool) -> dict[str, Any]:
                 except Exception:
                     return None
 
-            def evaluate(r: int, proposals: list, s: Any, objective: Any = objective) -> list[Any]:
+            def evaluate(r: int, proposals: list, s: Any, first: int = 0, objective: Any = objective) -> list[Any]:
                 return [Outcome(objective(p)) for p in proposals]
 
             for seed in seeds:
+                result = search(space, GPSampler(seed), evaluate, rounds=rounds + 1,
+                                trials_per_round=budget // (rounds + 1), batch=1)
+                best.setdefault("default (gp one at a time, trust x0.6, explore)", {}).setdefault(norm, []).append(
+                    result.best.value if result.best else float("nan"))
                 plans = {  # method: (sampler, rounds, trials per round, top_k, zoom mode)
                     "zoom+log_random": (LogRandomSampler(seed), rounds, per_round, None, "span"),
                     # the trust-region policy at the same budget: four rounds, each 0.6 x the last
@@ -102,7 +109,8 @@ def measure(quick: bool) -> dict[str, Any]:
                 for method, (sampler, n_rounds, n_trials, top_k, mode) in plans.items():
                     result = search(space, sampler, evaluate, rounds=n_rounds, trials_per_round=n_trials,
                                     policy=ZoomPolicy(ZoomMode(mode), min(top_k, n_trials) if top_k else None,
-                                                      top_fraction=0.25, margin=0.1, shrink=TRUST_SHRINK))
+                                                      top_fraction=0.25, margin=0.1, shrink=TRUST_SHRINK,
+                                                      explore=0.0, narrow_choices=True))
                     value = result.best.value if result.best else float("nan")
                     best.setdefault(method, {}).setdefault(norm, []).append(value)
                 if have_optuna:
