@@ -164,15 +164,19 @@ class SweepRunner:
         for i, params in enumerate(proposals, start=first):
             number, name, tags = self._trial_ids(p, r, i)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
-            job_dirs.append(self.sweep_dir.job_dir(subdir))
+            job_dirs.append(self._job_dir(p, r, i))
             done = finished_outcome(job_dirs[-1], finished.get(number))
             if done is not None:
                 outcomes[i - first] = done
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
-        if outcomes:
-            log.info(f"[{p.label}] round {r}: {len(outcomes)} trials already finished, {len(jobs)} to run")
+        if first == 0 and finished:  # said once per round, also when the round runs in batches
+            size = self.schedule.sizes[r - 1]
+            done = sum(finished_outcome(self._job_dir(p, r, i), finished.get(self._trial_ids(p, r, i)[0])) is not None
+                       for i in range(size))
+            if done:
+                log.info(f"[{p.label}] round {r}: {done} trials already finished, {size - done} to run")
         self.progress.watch(p.label, r, job_dirs, proposals)
         stopped = None
         try:
@@ -187,6 +191,10 @@ class SweepRunner:
         if stopped is not None:
             raise StopSearch(stopped, outcomes)
         return [outcomes[i] for i in range(len(proposals))]
+
+    def _job_dir(self, p: Search, r: int, i: int) -> Path:
+        number = self.numbers.trial(p.index, r, i)
+        return self.sweep_dir.job_dir(self.sweep_dir.job_subdir(number, p.index, self.crossed))
 
     def _trial_ids(self, p: Search, r: int, i: int) -> tuple[int, str, dict[str, str]]:
         """Trial ``i`` of round ``r``: its job number, MLflow run name and run tags."""
