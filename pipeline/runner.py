@@ -171,7 +171,7 @@ class SweepRunner:
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
-        if first == 0 and finished:  # said once per round, also when the round runs in batches
+        if first == 0 and self.settings.resume:  # said once per round, also when it runs in batches
             size = self.schedule.sizes[r - 1]
             done = sum(finished_outcome(self._job_dir(p, r, i), finished.get(self._trial_ids(p, r, i)[0])) is not None
                        for i in range(size))
