@@ -164,7 +164,7 @@ class SweepRunner:
         for i, params in enumerate(proposals, start=first):
             number, name, tags = self._trial_ids(p, r, i)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
-            job_dirs.append(self._job_dir(p, r, i))
+            job_dirs.append(self.sweep_dir.job_dir(subdir))
             done = finished_outcome(job_dirs[-1], finished.get(number))
             if done is not None:
                 outcomes[i - first] = done
@@ -173,8 +173,8 @@ class SweepRunner:
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
         if first == 0 and self.settings.resume:  # said once per round, also when it runs in batches
             size = self.schedule.sizes[r - 1]
-            done = sum(finished_outcome(self._job_dir(p, r, i), finished.get(self._trial_ids(p, r, i)[0])) is not None
-                       for i in range(size))
+            done = sum(finished_outcome(self._job_dir(p, r, i), finished.get(self.numbers.trial(p.index, r, i)))
+                       is not None for i in range(size))
             if done:
                 log.info(f"[{p.label}] round {r}: {done} trials already finished, {size - done} to run")
         self.progress.watch(p.label, r, job_dirs, proposals)

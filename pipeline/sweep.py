@@ -139,17 +139,18 @@ def _run_round(r: int, size: int, space: SearchSpace, original: SearchSpace, sam
     first ``size - explore`` trials in ``space``; the last ``explore`` are uniform draws from the
     ``original`` space (the policy's guarantee that nothing is ruled out for good)."""
     wide = policy.explore_count(r, size)
+    guided_end = size - wide  # trials [guided_end, size) are the explore draws
     explore = uniform(original, wide, np.random.default_rng([getattr(sampler, "seed", 0), *stream, r, EXPLORE]),
                       sampler.scale_of)
     step = batch if batch and getattr(sampler, "adaptive", False) else size
     trials: list[Trial] = []
     for b, first in enumerate(range(0, size, step)):
         last = min(first + step, size)
-        guided = max(0, min(last, size - wide) - first)
+        guided = max(0, min(last, guided_end) - first)
         # the first batch keeps the round's own stream: a round proposed at once is unchanged
         proposals = propose(sampler, space, guided, stream=(*stream, r) if b == 0 else (*stream, r, b),
                             history=History([*before, *trials], objective)) if guided else []
-        proposals += explore[first + guided - (size - wide):last - (size - wide)]
+        proposals += explore[max(first, guided_end) - guided_end:max(last, guided_end) - guided_end]
         try:
             got = evaluate(r, proposals, space) if step == size else evaluate(r, proposals, space, first=first)
             outcomes = dict(enumerate(got))

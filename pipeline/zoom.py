@@ -16,7 +16,9 @@ also inside the current ones); a zoomed interval carries its scale as a tag, the
 once from the original interval, so later rounds (and a zoom file run again) sample it alike; float
 bounds are rounded outward to 4 significant digits for readable YAML, integer bounds outward to
 integers. A range is zoomed the same way on the positions of its ordered values (at least 2
-kept); a choice keeps the values seen among the top trials (original order).
+kept); a choice keeps all its values, or with ``narrow_choices`` only those seen among the top
+trials (original order). Every round after the first also draws ``explore`` of its trials from
+the whole original space (pipeline.sweep), so nothing is ruled out for good.
 
 Pure functions: no Hydra, no MLflow.
 """

@@ -132,6 +132,10 @@ def test_an_adaptive_sampler_proposes_in_batches_that_see_the_trials_before_them
     assert [(t.round, t.index) for t in result.trials] == [(r, i) for r in (1, 2) for i in range(5)]
 
     whole: list[tuple[int, int, int]] = []
-    search(SPACE, RandomSampler(seed=0), lambda r, ps, s: whole.append((r, 0, len(ps))) or [Outcome(bowl(p)) for p in ps],
-           rounds=2, trials_per_round=5, batch=2)
+
+    def whole_rounds(r, proposals, space):
+        whole.append((r, 0, len(proposals)))
+        return [Outcome(bowl(p)) for p in proposals]
+
+    search(SPACE, RandomSampler(seed=0), whole_rounds, rounds=2, trials_per_round=5, batch=2)
     assert whole == [(1, 0, 5), (2, 0, 5)]

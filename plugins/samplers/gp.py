@@ -15,9 +15,10 @@ scale; a trial of an earlier, wider round simply lies outside [0, 1)):
   because it flattens the differences near the optimum that the model must resolve.
 
 Proposals: ``candidates`` points, half uniform in the region and half Gaussian steps (sd 0.1 of
-the region, the choice kept with probability 0.8) around the best trials, each decoded to a real
-value (so integer rounding is what the model sees) and scored by expected improvement over the
-best value so far. A round's batch is chosen greedily: after each pick the model is told the pick
+the region, the choice kept with probability 0.8) around the best trials, then three rounds of
+local search on the acquisition around the best-scoring ones; each decoded to a real value (so
+integer rounding is what the model sees) and scored by expected improvement over the best value
+so far. A round's batch is chosen greedily: after each pick the model is told the pick
 returned its predicted mean ("kriging believer"), which leaves the mean alone and shrinks the
 variance around the pick, so the next pick goes elsewhere unless the model is sure.
 
@@ -82,9 +83,10 @@ class GPSampler(Sampler):
 
         u = self._pool(space, [t.params for t in objective.rank(seen)[:5]], rng)
         u = self._refine(space, u, score, rng)
-        pool = self._decode(space, u)
-        unique = list({tuple(p.values()): i for i, p in reversed(list(enumerate(pool)))}.values())
-        pool = [pool[i] for i in sorted(unique)]
+        unique: dict[tuple, dict[str, Any]] = {}  # decoded candidates, each distinct point once
+        for point in self._decode(space, u):
+            unique.setdefault(tuple(point.values()), point)
+        pool = list(unique.values())
         px, pc = self.features(space, pool)
         picks: list[int] = []
         for _ in range(n):
