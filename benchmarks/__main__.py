@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,quality,search,memory]``.
+"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,memory]``.
 
 Prints a markdown table and writes ``outputs/bench/latest.json``."""
 
@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import quality, search, sweeps, train_step
+from benchmarks import search, sweeps, train_step
 
 PARTS = {
     "train": train_step.measure,
     "overhead": sweeps.sweep_overhead,
     "tracking": sweeps.tracking_share,
     "parallel": sweeps.parallel_speedup,
-    "quality": quality.measure,
     "search": search.measure,
     "memory": sweeps.memory,
 }
@@ -83,21 +82,9 @@ def table(results: dict[str, Any], quick: bool) -> str:
                     f"{fmt(r['peak_rss_mb'])} MB; then {fmt(r['rss_growth_kb_per_trial'])} KB/trial over trials "
                     f"{r['memory_trials']}-{r['memory_trials_total']} | flat (<= 20 KB/trial) | "
                     f"{'' if quick else ('met' if r['rss_growth_kb_per_trial'] <= 20 else '**not met**')} |")
-    if r.get("search_quality") is not None:
-        norms = sorted({n for by in r["search_quality"].values() for n in by})
-        rows.append("")
-        rows.append(f"Search quality: best val_loss after {r['search_budget']} trials, median (worst) over "
-                    f"{r['search_seeds']} seeds")
-        rows.append("")
-        rows.append("| method | " + " | ".join(norms) + " |")
-        rows.append("| --- |" + " --- |" * len(norms))
-        for method, by in r["search_quality"].items():
-            cells = [f"{by[n]:.4f} ({r['search_quality_worst'][method][n]:.4f})" for n in norms]
-            rows.append(f"| {method} | " + " | ".join(cells) + " |")
     if r.get("search") is not None:
-        rows.append(f"\nSearch on test functions (benchmarks/search.py), seeds {r['search_seeds'][0]}-"
-                    f"{r['search_seeds'][-1]}:")
-        rows.append(search.table(r["search"], r["search_budgets"]))
+        rows.append("\nSearch quality (benchmarks/search.py; held-out: python -m benchmarks.search --held-out):\n")
+        rows.append(search.report(r))
     return "\n".join(rows)
 
 
@@ -119,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         results.update(PARTS[part](args.quick))
         results.setdefault("seconds", {})[part] = round(time.perf_counter() - start, 1)
     for key in ("train_steps_per_s", "torch_steps_per_s", "train_speedup_vs_torch", "sweep_overhead_ratio",
-                "tracking_share", "parallel_speedup", "search_quality", "peak_rss_mb"):
+                "tracking_share", "parallel_speedup", "search", "peak_rss_mb"):
         results.setdefault(key, None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")

@@ -13,6 +13,7 @@ that environment; a method that cannot run is reported as not run, not dropped s
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ class Child:
         for message in iter(self._read, {"done": True}):
             value = problem.f(message["params"])
             values.append(value)
-            self._send({"value": value})
+            self._send({"value": value if math.isfinite(value) else None})  # None: a failed trial
         return values
 
     def close(self) -> None:

@@ -2,8 +2,9 @@
 imports this project: studies driven over a pipe, one JSON object per line.
 
 In: ``{"space": [...], "sampler": "tpe", "seed": 0, "n_trials": 100}`` starts a study; then for
-each trial the child writes ``{"params": {...}}`` and reads ``{"value": float}``; after the last
-trial it writes ``{"done": true}`` and waits for the next study (or end of input)."""
+each trial the child writes ``{"params": {...}}`` and reads ``{"value": float}`` (``null``: the
+trial failed); after the last trial it writes ``{"done": true}`` and waits for the next study (or
+end of input)."""
 
 import json
 import sys
@@ -54,7 +55,10 @@ def main():
             trial = study.ask(distributions)
             print(json.dumps({"params": trial.params}), flush=True)
             value = json.loads(sys.stdin.readline())["value"]
-            study.tell(trial, value)
+            if value is None:  # the trial failed (a diverged training run)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, value)
         print(json.dumps({"done": True}), flush=True)
 
 

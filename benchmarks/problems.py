@@ -1,15 +1,19 @@
-"""Test functions for the search benchmark, written as search spaces a user would write (Hydra's
-override grammar; untagged intervals left to the sampler's default scale) and fixed before any
-policy was tuned. Each ``f`` returns the regret: the value minus the known global minimum."""
+"""Problems of the search benchmark, written as search spaces a user would write (Hydra's override
+grammar; untagged intervals left to the sampler's default scale) and fixed before any policy was
+tuned. The test functions' ``f`` returns the regret (the value minus the known global minimum); the
+trained problems' ``f`` trains this app's MLP on its default search space and returns the
+trial's validation loss, ``inf`` for a trial that diverged (a failed trial)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from pipeline.search import SearchSpace, parse
 
@@ -19,6 +23,7 @@ class Problem:
     name: str
     space: SearchSpace
     f: Callable[[Mapping[str, Any]], float]
+    trained: bool = False  # trains a network per trial (~0.2-0.8 s), not a closed-form function
 
 
 def _branin(x1: float, x2: float) -> float:
@@ -80,4 +85,41 @@ PROBLEMS = {p.name: p for p in [
             lambda p: _branin(p["x1"], p["x2"]) + (0.0 if p["shape"] == "s3" else 5.0 + SHAPES.index(p["shape"]))),
     Problem("log_decades", parse({"lr": "tag(log, interval(1e-5, 1e-1))", "x": "interval(0, 1)"}),
             lambda p: (math.log10(p["lr"]) + 3.3) ** 2 + 2 * (p["x"] - 0.2) ** 2),
+]}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_space() -> SearchSpace:
+    """This app's default search space, read from conf/config.yaml (lr untagged)."""
+    params = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").hydra.sweeper.params)
+    return parse(params)
+
+
+def _trained(name: str, overrides: list[str]) -> Problem:
+    space = default_space()
+
+    def f(params: Mapping[str, Any]) -> float:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+        from pipeline.errors import TrainingDiverged
+        from pipeline.train import run
+
+        if not GlobalHydra.instance().is_initialized():
+            initialize_config_dir(str(ROOT / "conf"), version_base="1.3")
+        cfg = compose("config", [*overrides, "tracking.enabled=false", "quiet=true", *space.overrides(dict(params))])
+        try:
+            return float(run(cfg, verbose=False).objective)
+        except TrainingDiverged:
+            return math.inf
+
+    return Problem(name, space, f, trained=True)
+
+
+TRAINED = {p.name: p for p in [
+    _trained("digits_batch_norm", ["data=digits", "normalization=batch_norm"]),
+    _trained("digits_none", ["data=digits", "normalization=none"]),
+    _trained("spirals_batch_norm", ["data=synthetic", "normalization=batch_norm"]),
 ]}
