@@ -38,6 +38,18 @@ class TrialTimeout(RuntimeError):
         return type(self), (self.epoch, self.limit_s)
 
 
+class TrialPruned(Exception):
+    """Raised by an ``on_epoch`` callback to stop a trial early (a pruner's decision): the trial
+    ends as pruned (MLflow run KILLED with tag ``pruned``), not as failed."""
+
+    def __init__(self, epoch: int, reason: str = "pruned") -> None:
+        self.epoch, self.reason = epoch, reason
+        super().__init__(f"{reason} after epoch {epoch}")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.epoch, self.reason)
+
+
 _EXPECTED = {"Integer": "expected an integer", "Float": "expected a number", "Boolean": "expected true or false",
              "String": "expected a string"}
 

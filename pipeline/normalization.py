@@ -24,7 +24,8 @@ and then only uses what is declared here:
 * ``min_batch_size`` (class attribute): the smallest mini-batch ``forward`` accepts in
   training mode; the trainer drops a last partial batch smaller than this.
 * ``state()``: non-learned arrays saved with the trained weights (e.g. ``running_mean``,
-  ``running_var``); empty by default.
+  ``running_var``); empty by default. ``load_state(arrays)`` puts them back when a checkpoint
+  continues training; the default writes each into the array attribute of the same name.
 * ``metrics()``: scalars logged to MLflow after every epoch as
   ``<metric_prefix>/layer<i>/<name>`` (batch norm: ``bn/layer0/running_mean_avg``); empty by
   default.
@@ -88,6 +89,12 @@ class Normalization(ABC):
     def state(self) -> dict[str, np.ndarray]:
         """Non-learned arrays worth saving and tracking (e.g. running statistics)."""
         return {}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state` (a checkpoint continuing training): by default each key names an
+        array attribute, overwritten in place."""
+        for key, value in state.items():
+            getattr(self, key)[...] = value
 
     def metrics(self) -> dict[str, float]:
         """Per-epoch scalars for tracking, e.g. summaries of running statistics."""

@@ -28,6 +28,20 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What a step depends on besides the weights (momentum buffers, step counts), to save
+        in a checkpoint; empty for a stateless optimizer."""
+        return {}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state` in place (the buffers keep their identity)."""
+        for key, value in state.items():
+            current = getattr(self, key)
+            if isinstance(current, np.ndarray):
+                current[...] = value
+            else:
+                setattr(self, key, type(current)(value))
+
 
 def flatten(params: ParamGroups) -> tuple[np.ndarray, np.ndarray]:
     """One buffer for all parameters and one for all gradients; rebinds every dict entry to a
@@ -70,6 +84,9 @@ class SGD(Optimizer):
         self.weight_decay = float(weight_decay)
         self.velocity = np.zeros_like(self.w)
         self._tmp = np.empty_like(self.w)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"velocity": self.velocity.copy()}
 
     def step(self) -> None:
         w, g, v, tmp = self.w, self.g, self.velocity, self._tmp
@@ -116,6 +133,9 @@ class Adam(Optimizer):
         self.v = np.zeros_like(self.w)
         self._tmp = np.empty_like(self.w)
         self.t = 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": np.array(self.t)}
 
     def step(self) -> None:
         self.t += 1

@@ -20,6 +20,7 @@ class TrainerConf:
     batch_size: int = 64
     blas_threads: int = 1
     timeout_s: Optional[float] = None  # noqa: UP045
+    resume_from: Optional[str] = None  # noqa: UP045
 
 
 @dataclass

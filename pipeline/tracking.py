@@ -209,6 +209,17 @@ class MlflowTracker:
         self._client.update_run(run_id, status="RUNNING")
         self._last_flush = time.perf_counter()
 
+    def resume(self, run_id: str, tags: Mapping[str, str], key: str) -> int:
+        """Continue trial run ``run_id`` (a checkpointed trial trained further): RUNNING again,
+        ``tags`` updated (e.g. its rung); returns the last step logged for metric ``key``."""
+        self.attach(run_id)
+        t0 = time.perf_counter()
+        history = self._client.get_metric_history(run_id, key)
+        self.set_tags(tags)
+        self.artifact_uri = self._client.get_run(run_id).info.artifact_uri
+        self.seconds += time.perf_counter() - t0
+        return max((m.step for m in history), default=0)
+
     def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         client = self._client = self._connect()
         t0 = time.perf_counter()

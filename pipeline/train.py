@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import checkpoint
 from pipeline.config import flatten, validate
 from pipeline.data import Dataset
-from pipeline.errors import ConfigError, TrainingDiverged, TrialTimeout
+from pipeline.errors import ConfigError, TrainingDiverged, TrialPruned, TrialTimeout
 from pipeline.nn import MLP, softmax_cross_entropy
 from pipeline.optim import Optimizer
 from pipeline.progress import EpochProgress
@@ -93,13 +94,27 @@ class Stage:
     model: MLP
     optimizer: Optimizer
     tracker: Tracker
-    shuffle_seed: np.random.SeedSequence
+    rng: np.random.Generator  # mini-batch order
+    keep: Path | None = None  # trainer.resume_from: where the checkpoint lives
+    resumed: checkpoint.Checkpoint | None = None  # the state restored from it
+    fingerprint: str = ""  # of the config, stored with the checkpoint
+
+    def save(self, history: list[dict[str, float]]) -> None:
+        """Write the checkpoint after an epoch (when ``trainer.resume_from`` is set)."""
+        if self.keep is None:
+            return
+        tracker = self.tracker
+        run = {"uri": str(tracker.uri), "run_id": tracker.run_id} if tracker.run_id else {}
+        checkpoint.save(checkpoint.path_in(self.keep), checkpoint.Checkpoint(
+            len(history), self.optimizer.w, self.optimizer.state(), [n.state() for n in self.model.norms],
+            self.rng.bit_generator.state, history, self.fingerprint, run))
 
 
 def prepare(cfg: DictConfig) -> Stage:
     """Validate ``cfg``, check the tracking URI (and that a server answers), load the data,
-    check the batch size against it, and build the model and optimizer. Raises
-    :class:`ConfigError` naming the key and value; writes nothing."""
+    check the batch size against it, build the model and optimizer, and restore the checkpoint
+    in ``trainer.resume_from`` if there is one. Raises :class:`ConfigError` naming the key and
+    value; writes nothing."""
     validate(cfg)
     tracker = make_tracker(cfg.get("tracking") or {})
     dtype = np.dtype(cfg.model.dtype)
@@ -111,7 +126,39 @@ def prepare(cfg: DictConfig) -> Stage:
                           f"larger than the training set ({n_train} samples of {data.name})")
     model = build_model(cfg, data, np.random.default_rng(seq_init))
     optimizer = build(cfg.optimizer, "optimizer", objects={"params": model.parameters()})
-    return Stage(data, model, optimizer, tracker, seq_shuffle)
+    stage = Stage(data, model, optimizer, tracker, np.random.default_rng(seq_shuffle))
+    keep = cfg.trainer.get("resume_from")
+    if keep is not None:
+        stage.keep, stage.fingerprint = Path(str(keep)), checkpoint.fingerprint(cfg)
+        stage.resumed = _restore(cfg, stage)
+    return stage
+
+
+def _restore(cfg: DictConfig, stage: Stage) -> checkpoint.Checkpoint | None:
+    """Put the checkpoint in ``stage.keep`` (if any) into the model, optimizer and RNG."""
+    assert stage.keep is not None
+    if stage.keep.exists() and not stage.keep.is_dir():
+        raise ConfigError("trainer.resume_from", str(stage.keep), "is a file; give the directory to keep the "
+                          "checkpoint in")
+    path = checkpoint.path_in(stage.keep)
+    if not path.exists():
+        return None
+    try:
+        ckpt = checkpoint.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError("trainer.resume_from", str(stage.keep), f"unreadable checkpoint ({exc})") from exc
+    if ckpt.fingerprint != stage.fingerprint:
+        raise ConfigError("trainer.resume_from", str(stage.keep), "holds the checkpoint of another configuration "
+                          "(only trainer.epochs may differ)")
+    if ckpt.epoch > cfg.trainer.epochs:
+        raise ConfigError("trainer.epochs", cfg.trainer.epochs, f"is below the {ckpt.epoch} epochs already "
+                          f"trained in trainer.resume_from={stage.keep}")
+    stage.optimizer.w[...] = ckpt.weights
+    stage.optimizer.load_state(ckpt.optimizer)
+    for norm, state in zip(stage.model.norms, ckpt.norms, strict=True):
+        norm.load_state(state)
+    stage.rng.bit_generator.state = ckpt.rng
+    return ckpt
 
 
 def check(cfg: DictConfig) -> None:
@@ -121,9 +168,16 @@ def check(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: bool = True,
-        progress: EpochProgress | None = None) -> Result:
+        progress: EpochProgress | None = None,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> Result:
     """Train and evaluate one model as configured; log it to MLflow unless disabled.
-    ``progress`` shows each epoch (the command line passes one for single runs)."""
+    ``progress`` shows each epoch (the command line passes one for single runs).
+
+    ``on_epoch(epoch, metrics)`` is called after every epoch's metrics are logged (and its
+    checkpoint written); raising :class:`pipeline.errors.TrialPruned` there stops the trial as
+    pruned. With ``trainer.resume_from`` the trial continues from the checkpoint kept there and
+    extends that checkpoint's MLflow run; ``trainer.epochs`` is then its fidelity, logged as the
+    metric ``epochs`` instead of a param (it changes from one continuation to the next)."""
     t_start = time.perf_counter()
     from threadpoolctl import threadpool_limits
 
@@ -132,16 +186,26 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
         model, tracker = stage.model, stage.tracker
         chosen = dict(choices) if choices else choices_from(cfg)
         extra_tags = (cfg.get("tracking") or {}).get("tags") or {}
-        tracker.start(trial_params(cfg), tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer")
-                                                    if k in chosen}, extra_tags.items()))
+        tags = tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer") if k in chosen},
+                        extra_tags.items())
+        history = _start_run(cfg, stage, tags)
+
+        def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            stage.save(history)
+            shown.update(epoch, metrics)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+
         try:
             with progress or EpochProgress(cfg.trainer.epochs, enabled=False) as shown:
-                history = _fit(cfg, model, stage.optimizer, stage.data, tracker,
-                               np.random.default_rng(stage.shuffle_seed), deadline=_deadline(cfg, t_start),
-                               on_epoch=shown.update)
+                _fit(cfg, model, stage.optimizer, stage.data, tracker, stage.rng, deadline=_deadline(cfg, t_start),
+                     on_epoch=after_epoch, history=history)
             test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
             final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
-            tracker.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=cfg.trainer.epochs)
+            ends = {"test_loss": test_loss, "test_acc": test_acc}
+            if stage.keep is not None:
+                ends["epochs"] = float(cfg.trainer.epochs)
+            tracker.log_metrics(ends, step=cfg.trainer.epochs)
             local = tracker.artifact_dir()
             if local is not None:  # a file store: write straight into the run's artifacts
                 t0 = time.perf_counter()
@@ -158,6 +222,9 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
         except TrialTimeout as exc:
             tracker.end("FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch,
                                    "failure_detail": str(exc)})
+            raise
+        except TrialPruned as exc:
+            tracker.end("KILLED", {"pruned": "true", "pruned_epoch": str(exc.epoch), "failure_reason": str(exc)})
             raise
         except KeyboardInterrupt:
             tracker.end("KILLED", {"failure_reason": "interrupted"})
@@ -178,6 +245,24 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
     return result
 
 
+def _start_run(cfg: DictConfig, stage: Stage, tags: Mapping[str, str]) -> list[dict[str, float]]:
+    """Start the trial's MLflow run, or extend the one its checkpoint names (same store): the
+    epochs the checkpoint holds but the run lacks (buffered when a process died) are logged, the
+    ones it has are not logged twice. Returns the metrics of the epochs trained so far."""
+    tracker, ckpt = stage.tracker, stage.resumed
+    history = list(ckpt.history) if ckpt else []
+    run = ckpt.run if ckpt else {}
+    if run.get("run_id") and run.get("uri") == str(tracker.uri) and hasattr(tracker, "resume"):
+        logged = tracker.resume(run["run_id"], tags, "val_loss")
+        for epoch, metrics in enumerate(history[logged:], start=logged + 1):
+            tracker.log_metrics(metrics, step=epoch)
+    else:
+        tracker.start(trial_params(cfg), tags)
+        for epoch, metrics in enumerate(history, start=1):
+            tracker.log_metrics(metrics, step=epoch)
+    return history
+
+
 def _deadline(cfg: DictConfig, t_start: float) -> float | None:
     limit = cfg.trainer.get("timeout_s")
     return None if limit is None else t_start + float(limit)
@@ -187,10 +272,12 @@ def _fit(
     cfg: DictConfig, model: MLP, optimizer: Optimizer, data: Dataset, tracker: Tracker,
     rng: np.random.Generator, deadline: float | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
-    """The epoch loop; returns one metrics dict per epoch (also sent to ``tracker``)."""
-    history = []
-    for epoch in range(1, cfg.trainer.epochs + 1):
+    """The epoch loop after the epochs already in ``history`` (a continued trial); appends one
+    metrics dict per epoch (also sent to ``tracker``) and returns ``history``."""
+    history = [] if history is None else history
+    for epoch in range(len(history) + 1, cfg.trainer.epochs + 1):
         # overflow on the way to a non-finite loss is expected; the loss check reports it
         with np.errstate(over="ignore", invalid="ignore"):
             train_loss, train_acc = _train_epoch(cfg, model, optimizer, data, rng, epoch, deadline)
@@ -243,11 +330,15 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model: MLP) -> None:
 # Config sections that are not the trial's parameters: where results go, how progress is shown,
 # and the sweep's sampler (recorded on the sweep's runs). config.yaml keeps everything.
 NOT_PARAMS = ("tracking", "quiet", "sampler")
+CONTINUED = ("trainer.epochs", "trainer.resume_from")  # not params of a run that may be continued
 
 
 def trial_params(cfg: DictConfig) -> dict[str, object]:
-    """The flattened config logged as the MLflow run's params (``optimizer.lr``, ...)."""
-    return {k: v for k, v in flatten(cfg) if k.split(".", 1)[0] not in NOT_PARAMS}
+    """The flattened config logged as the MLflow run's params (``optimizer.lr``, ...); with
+    ``trainer.resume_from`` set, without ``trainer.epochs`` (a metric then) and the path."""
+    continued = cfg.trainer.get("resume_from") is not None
+    return {k: v for k, v in flatten(cfg) if k.split(".", 1)[0] not in NOT_PARAMS
+            and not (continued and k in CONTINUED)}
 
 
 def summary_line(cfg: DictConfig, chosen: Mapping[str, str], r: Result) -> str:

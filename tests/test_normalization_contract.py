@@ -107,3 +107,16 @@ def test_reads_and_writes_through_its_dicts(yaml_path: Path) -> None:
     assert not np.allclose(norm.forward(x, True), before)
     norm.backward(np.ones((6, 4)))
     assert np.abs(g).sum() > 0
+
+
+def test_state_round_trips(yaml_path: Path) -> None:
+    """A checkpoint continues training: ``load_state(state())`` of a trained layer puts a fresh
+    layer in the same state, so both give the same outputs from then on."""
+    x = np.random.default_rng(5).normal(size=(6, 4))
+    trained, fresh = make(yaml_path), make(yaml_path)
+    for _ in range(3):
+        trained.forward(x * 2 + 1, True)
+    fresh.load_state(trained.state())
+    for key, value in trained.state().items():
+        assert_close(fresh.state()[key], value, rtol=0, atol=0)
+    assert_close(fresh.forward(x, False), trained.forward(x, False), rtol=0, atol=0)
