@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 
 from pipeline.lineage import NullLineage
+from pipeline.objective import one_fidelity
 from pipeline.summary import Outcomes
 from pipeline.sweep_dir import IMPORTANCE_FIGURE, IMPORTANCE_FILE, PLOTS_DIR
 
 log = logging.getLogger("pipeline.sweep")
 BEST_CURVES = 3  # learning curves of this many best trials
+IMPORTANCE_MIN_TRIALS = 8  # a fidelity sweep's importance uses the highest fidelity with this many successes
 
 
 def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineage) -> None:
@@ -21,7 +23,10 @@ def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineag
 
     search, result = out.search, out.result
     assert result is not None
-    rows = [{"params": t.params, "value": t.value} for t in result.trials]
+    trials = one_fidelity(result.trials, enough=IMPORTANCE_MIN_TRIALS)  # values of one fidelity only
+    rows = [{"params": t.params, "value": t.value} for t in trials]
+    if trials and trials[0].fidelity is not None:
+        log.info(f"[{search.label}] importance from the {len(trials)} trials at fidelity {trials[0].fidelity:g}")
     try:
         out.importance = estimate(search.space, rows, search.sampler.scale_of, metric=metric,
                                   noise_std=(out.noise or {}).get("std"))
@@ -29,7 +34,10 @@ def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineag
         log.warning(f"[{search.label}] no importance analysis: {exc}")
         return
     folder = search.directory.path
-    write_yaml_atomic(folder / IMPORTANCE_FILE, out.importance.as_dict())
+    data = out.importance.as_dict()
+    if trials and trials[0].fidelity is not None:
+        data["fidelity"] = trials[0].fidelity
+    write_yaml_atomic(folder / IMPORTANCE_FILE, data)
     bar_chart(out.importance, folder / IMPORTANCE_FIGURE)
     metrics = {}
     for p in out.importance.params:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipeline import trial
 from pipeline.schedule import Schedule
 from pipeline.trial import Outcome
 
@@ -42,6 +43,8 @@ class JobNumbers:
     @property
     def schedule(self) -> Schedule:
         """Every round of every segment, in order (round numbers run on across segments)."""
+        if len(self.segments) == 1:  # as planned (with its rungs' fidelities, if any)
+            return self.segments[0]
         return Schedule(tuple(size for segment in self.segments for size in segment.sizes))
 
     def _block(self, segment: Schedule) -> int:
@@ -71,7 +74,7 @@ class JobNumbers:
 
 def trial_name(search: int, crossed: bool, r: int, i: int) -> str:
     """The trial's MLflow run name: ``r2-t05``, or ``c1-r2-t05`` in a crossed sweep."""
-    return f"c{search}-r{r}-t{i:02d}" if crossed else f"r{r}-t{i:02d}"
+    return f"c{search}-{trial.trial_name(r, i)}" if crossed else trial.trial_name(r, i)
 
 
 def consecutive(jobs: Sequence[Job]) -> list[list[Job]]:

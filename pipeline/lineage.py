@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.search import Interval, SearchSpace
+from pipeline.search import Interval, SearchSpace, quote
 from pipeline.settings import SweepSettings, TrackingSettings
 from pipeline.trial import Outcome, Trial
 
@@ -151,7 +151,7 @@ class SweepLineage(NullLineage):
         if "parent_run_id" in keys:
             out.append(f"{keys['parent_run_id']}={self.runs[search.index].run_id}")
         if "uri" in keys:
-            out.append(f"{keys['uri']}={_quote(self.tracking.uri)}")
+            out.append(f"{keys['uri']}={quote(self.tracking.uri)}")
         if "run_name" in keys:
             out.append(f"{keys['run_name']}={name}")
         if "tags" in keys:
@@ -239,7 +239,3 @@ class SweepLineage(NullLineage):
 
 def make_lineage(tracking: TrackingSettings, sweep_dir: Path) -> NullLineage:
     return SweepLineage(tracking, sweep_dir.name, sweep_dir) if tracking.on else NullLineage()
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -57,3 +57,16 @@ class History(tuple):
         history = super().__new__(cls, trials)
         history.objective = objective or Objective()
         return history
+
+
+def one_fidelity(trials: Sequence[Trial], enough: int = 1) -> list[Trial]:
+    """The trials of one fidelity, failures included, for a sampler that models values (values
+    of different fidelities are not comparable): the highest fidelity with at least ``enough``
+    successful trials, else the one with the most. Without fidelities: all ``trials``."""
+    levels = sorted({t.fidelity for t in trials if t.fidelity is not None})
+    if not levels:
+        return list(trials)
+    counts = {f: sum(1 for t in trials if t.fidelity == f and finite(t.value)) for f in levels}
+    full = [f for f in levels if counts[f] >= enough]
+    chosen = full[-1] if full else max(levels, key=lambda f: (counts[f], f))
+    return [t for t in trials if t.fidelity == chosen]

@@ -133,9 +133,10 @@ def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | N
     from pipeline.zoom import dims_summary
 
     schedule, objective = settings.schedule, settings.objective
-    total = len(searches) * schedule.total
+    total = len(searches) * (settings.rungs.started if settings.rungs else schedule.total)
     each = f"{len(searches)} search(es) x " if len(searches) > 1 else ""
-    lines = [f"Dry run: {each}{schedule.describe()}" + (f" (each search), {total} in all" if each else "")
+    plan = settings.rungs.describe() if settings.rungs else schedule.describe()
+    lines = [f"Dry run: {each}{plan}" + (f" (each search), {total} in all" if each else "")
              + f"; {settings.policy.describe(schedule.sizes[-1])}. Nothing launched."]
     for s in searches:
         lines.append(f"\n[{s.label}] sampler {s.sampler!r}{proposes(s.sampler, batch)}, direction "

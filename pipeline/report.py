@@ -15,17 +15,22 @@ from pipeline.atomic import write_text_atomic
 
 def leaderboard(trials: Sequence[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
     """Every trial as a row, best first; failed trials last. A trial mapping has ``value``,
-    ``params``, ``round``, ``index`` and optionally ``combination``, ``run_id``, ``error``,
-    ``job_dir``."""
+    ``params``, ``round``, ``index`` and optionally ``fidelity``, ``combination``, ``run_id``,
+    ``error``, ``job_dir``. With fidelities only the trials at the highest one are ranked."""
     ok = [t for t in trials if t.get("value") is not None and math.isfinite(t["value"])]
     failed = [t for t in trials if t not in ok]
-    ok.sort(key=lambda t: t["value"], reverse=direction == "maximize")
+    sign = -1 if direction == "maximize" else 1
+    # a fidelity sweep ranks only the trials at the highest fidelity reached; lower ones follow
+    top = max((t["fidelity"] for t in ok if t.get("fidelity") is not None), default=None)
+    ranked = sorted((t for t in ok if t.get("fidelity") == top), key=lambda t: sign * t["value"])
+    lower = sorted((t for t in ok if t.get("fidelity") != top), key=lambda t: (-t["fidelity"], sign * t["value"]))
     rows = []
-    for rank, t in enumerate(ok + failed, start=1):
+    for rank, t in enumerate(ranked + lower + failed, start=1):
         rows.append({
-            "rank": rank if t in ok else "",
+            "rank": rank if rank <= len(ranked) else "",
             "objective": t.get("value"),
             "round": t.get("round"),
+            **({"fidelity": t["fidelity"]} if t.get("fidelity") is not None else {}),
             "trial": f"r{t.get('round')}-t{t.get('index', 0):02d}",
             **({"combination": t["combination"]} if t.get("combination") else {}),
             **{k: v for k, v in t.get("params", {}).items()},

@@ -19,7 +19,7 @@ from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
 from pipeline.plan import Search, proposes
 from pipeline.report import final_report, leaderboard, write_csv
-from pipeline.search import Interval, SearchSpace
+from pipeline.search import Interval, SearchSpace, quote
 from pipeline.settings import SweepSettings
 from pipeline.state import SweepState
 from pipeline.summary import (
@@ -129,10 +129,12 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        log.info(f"[{p.label}] {self.schedule.describe()}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
+        plan = s.rungs.describe() if s.rungs else self.schedule.describe()
+        log.info(f"[{p.label}] {plan}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
         try:
             out.result = search(p.space, p.sampler,
-                                lambda r, proposals, space, first=0: self._round(p, r, proposals, space, first),
+                                lambda r, proposals, space, first=0, **rung: self._round(p, r, proposals, space,
+                                                                                          first, **rung),
                                 schedule=self.schedule, objective=s.objective, batch=self.batch_size,
                                 policy=s.policy, max_failure_rate=s.max_failure_rate, stream=(p.index,),
                                 on_round=lambda record: self._after_round(out, record))
@@ -152,9 +154,11 @@ class SweepRunner:
         return self.settings.batch_size or getattr(self.launcher, "parallelism", None)
 
     def _round(self, p: Search, r: int, proposals: Sequence[Mapping[str, Any]], space: SearchSpace,
-               first: int = 0) -> list[Outcome]:
+               first: int = 0, fidelity: float | None = None, continues: Sequence[Trial | None] = ()) -> list[Outcome]:
         """Launch a round's trials (or the batch of them from index ``first``); trials that
-        finished before an interruption are read back."""
+        finished before an interruption are read back. In a fidelity sweep each trial gets the
+        round's ``fidelity`` and, to keep its checkpoint in, the job directory of its first trial
+        (``continues``: the trial it is promoted from, ``None`` for a new one)."""
         if first == 0:
             write_space(p.directory.zoom_file(r), space, header=f"space sampled in round {r} of {self.sweep_dir.root}")
         finished = self.lineage.finished(p) if self.settings.resume else {}
@@ -170,6 +174,10 @@ class SweepRunner:
                 outcomes[i - first] = done
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
+            if fidelity is not None:
+                origin = continues[i - first] if continues else None
+                home = self._job_dir(p, *(origin.origin or (origin.round, origin.index))) if origin else job_dirs[-1]
+                overrides += self._fidelity_overrides(fidelity, home)
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
         if first == 0 and self.settings.resume:  # said once per round, also when it runs in batches
             size = self.schedule.sizes[r - 1]
@@ -192,14 +200,25 @@ class SweepRunner:
             raise StopSearch(stopped, outcomes)
         return [outcomes[i] for i in range(len(proposals))]
 
+    def _fidelity_overrides(self, fidelity: float, home: Path | None) -> list[str]:
+        """The fidelity key's value and, when the task takes one, where it keeps its checkpoint
+        (``home``: the trial's first job directory; every rung of the trial continues there)."""
+        f = self.settings.fidelity
+        out = [f"{f.key}={fidelity if isinstance(fidelity, int) else repr(float(fidelity))}"]
+        if f.resume_key and home is not None:
+            out.append(f"{f.resume_key}={quote(str(home.resolve()))}")
+        return out
+
     def _job_dir(self, p: Search, r: int, i: int) -> Path:
         number = self.numbers.trial(p.index, r, i)
         return self.sweep_dir.job_dir(self.sweep_dir.job_subdir(number, p.index, self.crossed))
 
     def _trial_ids(self, p: Search, r: int, i: int) -> tuple[int, str, dict[str, str]]:
         """Trial ``i`` of round ``r``: its job number, MLflow run name and run tags."""
-        return (self.numbers.trial(p.index, r, i), trial_name(p.index, self.crossed, r, i),
-                {"round": str(r), "sampler": p.sampler_name})
+        tags = {"round": str(r), "sampler": p.sampler_name}
+        if self.schedule.fidelities:
+            tags["rung"] = str(r)
+        return self.numbers.trial(p.index, r, i), trial_name(p.index, self.crossed, r, i), tags
 
     def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Launch ``jobs``; with ``timeout_s``, in slices as wide as the launcher runs at once, none
@@ -256,6 +275,8 @@ class SweepRunner:
                 outcomes[k, seed] = done
                 continue
             overrides = [*p.overrides(dict(ranked[k].params)), f"{s.seed_key}={p.base_seed + seed}"]
+            if s.fidelity.on:  # trained in one go at the full fidelity, checkpointed in its own directory
+                overrides += self._fidelity_overrides(self.schedule.fidelities[-1], self.sweep_dir.job_dir(subdir))
             overrides += self.lineage.trial_overrides(p, names[k, seed], numbers[k, seed], tags)
             jobs.append(((k, seed), Job(numbers[k, seed], subdir, tuple(overrides), names[k, seed], tags)))
         log.info(f"[{p.label}] noise floor: {len(ranked)} best configurations x {s.final_seeds} more seeds")

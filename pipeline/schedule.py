@@ -37,9 +37,19 @@ def split(n_trials: int, rounds: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Trials per round, in order."""
+    """Trials per round, in order. A fidelity sweep (pipeline.fidelity) also gives each round's
+    fidelity and how many of its trials are promoted from the round before (its first ones)."""
 
     sizes: tuple[int, ...]
+    fidelities: tuple[float, ...] = ()
+    promoted: tuple[int, ...] = ()
+
+    def fidelity(self, r: int) -> float | None:
+        """Round ``r``'s (from 1) fidelity; ``None`` without a fidelity schedule."""
+        return self.fidelities[r - 1] if self.fidelities else None
+
+    def promotions(self, r: int) -> int:
+        return self.promoted[r - 1] if self.promoted else 0
 
     @property
     def rounds(self) -> int:

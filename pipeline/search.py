@@ -148,6 +148,11 @@ class SearchSpace:
         return out
 
 
+def quote(text: str) -> str:
+    """A Hydra override value that stays one string whatever it holds (a path, a URI)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _fmt(value: float) -> str:
     """Shortest text that reads back as the same number (``1e-4`` -> ``0.0001``)."""
     if isinstance(value, bool):

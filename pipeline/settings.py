@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.fidelity import Fidelity, RungPlan
+from pipeline.fidelity import plan as plan_rungs
 from pipeline.objective import Direction, Objective
 from pipeline.schedule import DEFAULT_N_TRIALS, Schedule
 from pipeline.zoom import ZoomMode, ZoomPolicy
@@ -39,6 +41,8 @@ class TrackingSettings:
 class SweepSettings:
     params: Mapping[str, Any] = field(default_factory=dict)
     schedule: Schedule = Schedule.plan(DEFAULT_N_TRIALS)
+    fidelity: Fidelity = Fidelity()
+    rungs: RungPlan | None = None  # the fidelity schedule (fidelity.key set): its rounds are the rungs
     timeout_s: float | None = None  # no trial starts after this many seconds of the sweep
     batch_size: int | None = None  # an adaptive sampler's proposals at once (None: the launcher's width)
     policy: ZoomPolicy = ZoomPolicy()
@@ -64,10 +68,28 @@ class SweepSettings:
         defaults = {**{f.name: getattr(ZoomPolicy(), f.name) for f in fields(ZoomPolicy) if f.name in policy_keys},
                     **{f.name: getattr(cls(), f.name) for f in fields(cls)},
                     "zoom": ZoomPolicy().mode.value, "direction": Direction.MINIMIZE.value, "metric": None,
-                    "n_trials": None, "rounds": None, "trials_per_round": None}
+                    "n_trials": None, "rounds": None, "trials_per_round": None, "budget": None}
         s = {**defaults, **{k: v for k, v in raw.items() if not k.startswith("_")}}
         budget = (s.pop("n_trials"), s.pop("rounds"), s.pop("trials_per_round"))
-        s["schedule"] = Schedule.plan(*budget) if budget != (None, None, None) else Schedule.plan(DEFAULT_N_TRIALS)
+        fidelity = s["fidelity"] = s["fidelity"] if isinstance(s["fidelity"], Fidelity) else \
+            Fidelity.from_config(s["fidelity"])
+        spend = s.pop("budget")
+        if fidelity.on:
+            for key, value in (("rounds", budget[1]), ("trials_per_round", budget[2])):
+                if value is not None:
+                    raise ConfigError(f"hydra.sweeper.{key}", value, "the rounds of a fidelity sweep are its rungs "
+                                      "(fidelity.min, max, eta); leave it null")
+            n_trials = budget[0] if budget[0] is not None or spend is not None else DEFAULT_N_TRIALS
+            if n_trials is not None:
+                Schedule.plan(n_trials)  # the same check of the value
+            s["rungs"] = plan_rungs(fidelity, n_trials, spend)
+            s["schedule"] = s["rungs"].schedule()
+        elif spend is not None:
+            raise ConfigError("hydra.sweeper.budget", spend, "caps the fidelity spent; set hydra.sweeper.fidelity.key "
+                              "(e.g. trainer.epochs) or use n_trials")
+        else:
+            s["schedule"] = Schedule.plan(*budget) if budget != (None, None, None) else \
+                Schedule.plan(DEFAULT_N_TRIALS)
         if s["top_k"] is not None:
             _positive_int("top_k", s["top_k"])
             if s["top_k"] > min(s["schedule"].sizes):

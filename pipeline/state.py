@@ -54,6 +54,12 @@ class SweepState:
         it had, plus, when ``n_trials`` grew, the extra trials as new rounds (by the rule)."""
         if not self.segments:
             self.segments = [list(planned.sizes)]
+        if planned.fidelities:  # rungs are one plan: extending one would need more rungs above max
+            if self.segments != [list(planned.sizes)]:
+                raise ConfigError("hydra.sweeper.n_trials", sum(planned.sizes) - sum(planned.promoted),
+                                  "a fidelity sweep cannot be extended or re-planned on resume; resume it with "
+                                  "the settings it started with, or start a new sweep")
+            return (planned,)
         done = sum(map(sum, self.segments))
         if planned.total < done:
             raise ConfigError("hydra.sweeper.n_trials", planned.total, f"the sweep already has {done} trials; "

@@ -15,7 +15,7 @@ from pipeline.plan import Search
 from pipeline.search import Interval
 from pipeline.settings import SweepSettings
 from pipeline.sweep import SearchResult
-from pipeline.trial import Trial
+from pipeline.trial import Trial, latest
 
 Reproduce = Callable[[Sequence[str]], str]  # task overrides -> a command that runs them once
 
@@ -76,8 +76,15 @@ def search_results(out: Outcomes, settings: SweepSettings, reproduce: Reproduce)
         data["combination"] = list(search.combo)
     data["trials"] = len(result.trials)
     data["failed"] = result.failed
+    if settings.rungs is not None:
+        rungs = settings.rungs
+        data["fidelity"] = {"key": settings.fidelity.key, "levels": list(rungs.levels), "eta": settings.fidelity.eta,
+                            "configurations": len(latest(result.trials)), "best_at": best.fidelity if best else None,
+                            "note": "best_value ranks only trials at the highest fidelity reached"}
     data["rounds"] = [{
         "round": r.round,
+        **({"fidelity": r.trials[0].fidelity, "promoted": sum(t.origin is not None for t in r.trials)}
+           if r.trials and r.trials[0].fidelity is not None else {}),
         "space": r.space.as_params(),
         "trials": len(r.trials),
         "failed": r.failed,
@@ -134,4 +141,4 @@ def leaderboard_trials(outs: Sequence[Outcomes]) -> list[dict[str, Any]]:
     """Every trial of every search as a leaderboard entry (pipeline.report.leaderboard)."""
     crossed = len(outs) > 1
     return [{**t.row(), "run_id": t.run_id, "combination": o.search.label if crossed else None}
-            for o in outs for t in (o.result.trials if o.result else [])]
+            for o in outs for t in latest(o.result.trials if o.result else [])]

@@ -3,12 +3,18 @@
 Hydra-free: ``evaluate`` is any callable that takes one round's list of params and returns one
 :class:`Outcome` per trial (a Hydra launcher, a thread pool, or a plain function in tests).
 The sampler sees every finished trial so far (``history``); the zoom policy narrows the space.
+
+With a fidelity schedule (pipeline.fidelity) each round is a rung: its first trials are the best
+of the round before, promoted to continue at the round's higher fidelity, the rest new proposals;
+``evaluate`` then also gets ``fidelity=`` and ``continues=`` (per trial, the record it continues
+or ``None``). Ranking, the zoom and the best trial compare values of one fidelity only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +80,8 @@ class TooManyFailures(RuntimeError):
 
 DEFAULT_OBJECTIVE, DEFAULT_POLICY = Objective(), ZoomPolicy()
 EXPLORE = 1  # the stream of a round's draws from the whole original space, apart from the sampler's
-Evaluate = Callable[..., Sequence[Outcome]]  # (round, proposals, space[, first=index in the round])
+# (round, proposals, space[, first=index in the round][, fidelity=, continues=])
+Evaluate = Callable[..., Sequence[Outcome]]
 
 
 def search(
@@ -112,13 +119,17 @@ def search(
     for r, size in enumerate(schedule.sizes, start=1):
         k = policy.top_count(size)
         notes_before = len(sampler.notes)
+        rung = Rung(schedule.fidelity(r), objective.top(result.rounds[-1].trials, schedule.promotions(r))
+                    if r > 1 and schedule.fidelities else [])
         trials, stopped = _run_round(r, size, space, original, sampler, evaluate, objective, policy, result.trials,
-                                     stream, batch)
+                                     stream, batch, rung)
         if not trials:
             return replace(result, stopped=stopped)
-        top = objective.top(result.trials + trials, k)
+        # a rung's values are compared with its own fidelity's only
+        top = objective.top(trials if rung.fidelity is not None else result.trials + trials, k)
         next_space = policy.apply(space, original, [t.params for t in top], sampler.scale_of) if top else space
-        record = Round(r, space, trials, top[0] if top else None, next_space, sampler.notes[notes_before:])
+        best = objective.best(highest_fidelity(result.trials + trials))
+        record = Round(r, space, trials, best, next_space, sampler.notes[notes_before:])
         result.rounds.append(record)
         if on_round is not None:
             on_round(record)
@@ -132,32 +143,70 @@ def search(
     return result
 
 
+@dataclass(frozen=True)
+class Rung:
+    """A round's fidelity (``None``: no fidelity schedule) and the trials it promotes from the
+    round before, best first (they come first in the round)."""
+
+    fidelity: float | None = None
+    promoted: list[Trial] = field(default_factory=list)
+
+
+def highest_fidelity(trials: Sequence[Trial]) -> list[Trial]:
+    """The trials at the highest fidelity any successful trial reached (all of them without a
+    fidelity schedule): the ones whose values rank the search."""
+    levels = [t.fidelity for t in trials if t.ok and t.fidelity is not None]
+    if not levels:
+        return list(trials)
+    return [t for t in trials if t.fidelity == max(levels)]
+
+
 def _run_round(r: int, size: int, space: SearchSpace, original: SearchSpace, sampler: Sampler, evaluate: Evaluate,
                objective: Objective, policy: ZoomPolicy, before: list[Trial], stream: tuple[int, ...],
-               batch: int | None) -> tuple[list[Trial], str | None]:
-    """Round ``r``'s trials (and why the search must stop, if it must). The sampler proposes the
-    first ``size - explore`` trials in ``space``; the last ``explore`` are uniform draws from the
-    ``original`` space (the policy's guarantee that nothing is ruled out for good)."""
-    wide = policy.explore_count(r, size)
-    guided_end = size - wide  # trials [guided_end, size) are the explore draws
+               batch: int | None, rung: Rung = Rung()) -> tuple[list[Trial], str | None]:
+    """Round ``r``'s trials (and why the search must stop, if it must). The first trials are the
+    ``rung``'s promoted ones; the sampler proposes the next ones in ``space``; the last
+    ``explore`` are uniform draws from the ``original`` space (the policy's guarantee that
+    nothing is ruled out for good)."""
+    promoted = len(rung.promoted)
+    wide = policy.explore_count(r, size - promoted) if size > promoted else 0
+    guided_end = size - wide  # trials [promoted, guided_end) are proposed, [guided_end, size) explore draws
     explore = uniform(original, wide, np.random.default_rng([getattr(sampler, "seed", 0), *stream, r, EXPLORE]),
                       sampler.scale_of)
     step = batch if batch and getattr(sampler, "adaptive", False) else size
     trials: list[Trial] = []
     for b, first in enumerate(range(0, size, step)):
         last = min(first + step, size)
-        guided = max(0, min(last, guided_end) - first)
+        continues = rung.promoted[first:last]
+        guided = max(0, min(last, guided_end) - max(first, promoted))
         # the first batch keeps the round's own stream: a round proposed at once is unchanged
-        proposals = propose(sampler, space, guided, stream=(*stream, r) if b == 0 else (*stream, r, b),
-                            history=History([*before, *trials], objective)) if guided else []
+        proposals = [dict(t.params) for t in continues]
+        proposals += propose(sampler, space, guided, stream=(*stream, r) if b == 0 else (*stream, r, b),
+                             history=History([*before, *trials], objective)) if guided else []
         proposals += explore[max(first, guided_end) - guided_end:max(last, guided_end) - guided_end]
+        origins: list[Trial | None] = [*continues, *[None] * (len(proposals) - len(continues))]
         try:
-            got = evaluate(r, proposals, space) if step == size else evaluate(r, proposals, space, first=first)
+            if rung.fidelity is not None:
+                got = evaluate(r, proposals, space, first=first, fidelity=rung.fidelity, continues=origins)
+            else:
+                got = evaluate(r, proposals, space) if step == size else evaluate(r, proposals, space, first=first)
             outcomes = dict(enumerate(got))
             if len(outcomes) != len(proposals):
                 raise RuntimeError(f"evaluate returned {len(outcomes)} outcomes for {len(proposals)} trials")
         except StopSearch as stop:
-            trials += [Trial.from_outcome(r, first + i, proposals[i], o) for i, o in sorted(stop.outcomes.items())]
+            outcomes = stop.outcomes
+            trials += [_record(r, first + i, proposals[i], o, rung.fidelity, origins[i]) for i, o in
+                       sorted(outcomes.items())]
             return trials, stop.reason
-        trials += [Trial.from_outcome(r, first + i, proposals[i], outcomes[i]) for i in sorted(outcomes)]
+        trials += [_record(r, first + i, proposals[i], outcomes[i], rung.fidelity, origins[i])
+                   for i in sorted(outcomes)]
     return trials, None
+
+
+def _record(r: int, i: int, params: Mapping[str, Any], outcome: Outcome, fidelity: float | None,
+            continues: Trial | None) -> Trial:
+    trial = Trial.from_outcome(r, i, params, outcome)
+    if fidelity is None:
+        return trial
+    return replace(trial, fidelity=fidelity, origin=(continues.origin or (continues.round, continues.index))
+                   if continues is not None else None)

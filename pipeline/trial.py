@@ -8,7 +8,7 @@ downstream (zoom, samplers' ``history``, result files, leaderboard, lineage) rea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,9 @@ class Outcome:
 @dataclass(frozen=True)
 class Trial:
     """One evaluated configuration. ``round`` counts from 1, ``index`` within its round;
-    ``fidelity`` is the budget it was trained with (``None``: the task's own, the same for all)."""
+    ``fidelity`` is the budget it was trained with (``None``: the task's own, the same for all);
+    ``origin`` is ``(round, index)`` of the configuration's first trial when this one continues
+    it at a higher fidelity (promoted; the same MLflow run and checkpoint)."""
 
     round: int
     index: int
@@ -44,6 +46,7 @@ class Trial:
     run_id: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     fidelity: float | None = None
+    origin: tuple[int, int] | None = None
 
     @classmethod
     def from_outcome(cls, round: int, index: int, params: Mapping[str, Any], outcome: Outcome) -> Trial:
@@ -61,7 +64,7 @@ class Trial:
     @property
     def name(self) -> str:
         """``r2-t05``: round and index, as in the leaderboard and MLflow run names."""
-        return f"r{self.round}-t{self.index:02d}"
+        return trial_name(self.round, self.index)
 
     @property
     def held_out(self) -> dict[str, float]:
@@ -74,4 +77,19 @@ class Trial:
                "error": self.error, "job_dir": self.job_dir}
         if self.run_id:
             row["mlflow_run_id"] = self.run_id
+        if self.fidelity is not None:
+            row["fidelity"] = self.fidelity
+        if self.origin is not None:
+            row["continues"] = trial_name(*self.origin)
         return row
+
+
+def trial_name(round: int, index: int) -> str:
+    return f"r{round}-t{index:02d}"
+
+
+def latest(trials: Sequence[Trial]) -> list[Trial]:
+    """Each configuration once, at the last trial that trained it (a promoted trial replaces
+    the one it continues), in the order of ``trials``."""
+    last = {t.origin or (t.round, t.index): t for t in trials}
+    return [t for t in trials if last[t.origin or (t.round, t.index)] is t]

@@ -139,3 +139,35 @@ def test_an_adaptive_sampler_proposes_in_batches_that_see_the_trials_before_them
 
     search(SPACE, RandomSampler(seed=0), whole_rounds, rounds=2, trials_per_round=5, batch=2)
     assert whole == [(1, 0, 5), (2, 0, 5)]
+
+
+def test_rungs_promote_the_best_and_add_new_proposals() -> None:
+    """A fidelity schedule: each round after the first starts with the best of the round before
+    (best first, continuing it at the higher fidelity), then new proposals; values of different
+    fidelities are never ranked together."""
+    from pipeline.fidelity import Fidelity, plan
+    from pipeline.objective import one_fidelity
+
+    space = parse({"x": "interval(0, 1)"})
+    rungs = plan(Fidelity("epochs", 1, 9, 3, "resume"), 14, None)  # 9 // 3 promoted, then 6 // 3
+    assert rungs.levels == (1, 3, 9) and rungs.promoted == (0, 3, 2) and rungs.new == (9, 3, 2)
+    calls: list[tuple] = []
+
+    def evaluate(r, proposals, space, first=0, fidelity=None, continues=()):
+        calls.append((r, fidelity, [c.name if c else None for c in continues]))
+        # a lower fidelity is worse (higher) by a margin: mixing fidelities would rank wrongly
+        return [Outcome(p["x"] + 10.0 / fidelity) for p in proposals]
+
+    result = search(space, RandomSampler(seed=0), evaluate, schedule=rungs.schedule(), batch=None)
+    r1, r2, r3 = result.rounds
+    assert [len(r.trials) for r in result.rounds] == [9, 6, 4]
+    best3 = sorted(r1.trials, key=lambda t: t.value)[:3]
+    assert [t.params for t in r2.trials[:3]] == [t.params for t in best3]
+    assert [t.origin for t in r2.trials[:3]] == [(1, t.index) for t in best3]
+    assert all(t.origin is None and t.fidelity == 3 for t in r2.trials[3:])
+    best2 = sorted(r2.trials, key=lambda t: t.value)[:2]
+    # a trial promoted twice keeps its first trial as origin (its checkpoint and MLflow run)
+    assert [t.origin for t in r3.trials[:2]] == [t.origin or (2, t.index) for t in best2]
+    assert calls[1] == (2, 3, [t.name for t in best3] + [None] * 3)
+    assert result.best in r3.trials and result.best.fidelity == 9
+    assert one_fidelity(result.trials, enough=4) == r3.trials and one_fidelity(result.trials, enough=5) == r2.trials

@@ -21,6 +21,21 @@ class TrackingConf:
 
 
 @dataclass
+class FidelityConf:
+    # Coarse to fine in the budget each trial gets (pipeline/fidelity.py): with `key` set (the
+    # task's config key of the budget, e.g. trainer.epochs) the rounds become rungs of successive
+    # halving at fidelities from `min` to `max` rising by `eta`; the best of a rung are promoted
+    # to the next and continue there, from the checkpoint the task keeps where `resume_key` says
+    # (the sweeper passes the trial's first job directory; null: promoted trials retrain). Null
+    # `key`: every trial at the task's own budget.
+    key: Optional[str] = None
+    min: Any = None  # Any, not float: integers stay integers (epochs 2, 7, 20, not 6.67)
+    max: Any = None
+    eta: int = 3
+    resume_key: Optional[str] = None
+
+
+@dataclass
 class ZoomSweeperConf:
     _target_: str = "hydra_plugins.zoom_sweeper.zoom_sweeper.ZoomSweeper"
     # settings arrive as plain values; the sampler is built (and checked) by the sweeper itself
@@ -37,6 +52,10 @@ class ZoomSweeperConf:
     rounds: Optional[int] = None
     trials_per_round: Optional[int] = None
     timeout_s: Optional[float] = None
+    # With a fidelity schedule: n_trials counts configurations started, and budget (optional) caps
+    # the fidelity spent in all (epochs here); the dry run says which one binds.
+    fidelity: FidelityConf = field(default_factory=FidelityConf)
+    budget: Optional[float] = None
     # A model-guided sampler (gp, parzen, optuna) proposes this many trials at a time, each batch
     # seeing the results of the ones before; null: as many as the launcher runs at once (1 for
     # the basic launcher, n_jobs for joblib; a whole round for Ray and SLURM).

@@ -23,8 +23,10 @@ returned its predicted mean ("kriging believer"), which leaves the mean alone an
 variance around the pick, so the next pick goes elsewhere unless the model is sure.
 
 With fewer than ``startup`` successful trials proposals are uniform in the region, in each
-dimension's scale (log for untagged positive intervals, as log_random). Deterministic for a seed,
-stream and history. Numpy and scipy only (scipy: L-BFGS-B and the normal CDF).
+dimension's scale (log for untagged positive intervals, as log_random). In a fidelity sweep the
+model sees the trials of one fidelity (``pipeline.objective.one_fidelity``): the highest with at
+least ``startup`` successes, so a rung's first proposals model the rung below and later ones its
+own values. Deterministic for a seed, stream and history. Numpy and scipy only (scipy: L-BFGS-B and the normal CDF).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Direction, Objective
+from pipeline.objective import Direction, Objective, one_fidelity
 from pipeline.sampler import uniform
 from pipeline.search import Choice, Range, SearchSpace
 from pipeline.trial import Trial
@@ -69,7 +71,7 @@ class GPSampler(Sampler):
                 history: Sequence[Trial]) -> list[dict[str, Any]]:
         rng = self.rng(*stream)
         objective: Objective = getattr(history, "objective", None) or Objective()
-        seen = [t for t in history if all(d.key in t.params for d in space.dims)]
+        seen = [t for t in one_fidelity(history, self.startup) if all(d.key in t.params for d in space.dims)]
         ok = [t for t in seen if objective.ok(t)]
         if len(ok) < self.startup:
             return uniform(space, n, rng, self.scale_of)

@@ -3,10 +3,12 @@ Optuna has them) as a round's proposal engine, fed the trials so far and kept in
 region. Optional: ``pip install -e .[optuna]``.
 
 Each round builds an in-memory study, adds the history's trials that lie inside the region
-(failures as FAIL), then asks for ``n`` trials without telling results in between (a batch, like
-Optuna with ``n_jobs``). Numbers are handed to Optuna as points of [0, 1) in each dimension's scale
-(``pipeline.search.encode``/``decode``), so log, log1m and integer dimensions need no special case
-and every proposal is mapped back by the project's one transform; a choice is a categorical.
+(failures as FAIL; in a fidelity sweep only those of the highest fidelity with a success,
+``pipeline.objective.one_fidelity``: an Optuna study holds one value per trial), then asks for
+``n`` trials without telling results in between (a batch, like Optuna with ``n_jobs``). Numbers
+are handed to Optuna as points of [0, 1) in each dimension's scale (``pipeline.search.encode``/
+``decode``), so log, log1m and integer dimensions need no special case and every proposal is
+mapped back by the project's one transform; a choice is a categorical.
 Deterministic for a seed, stream and history: Optuna's sampler is seeded from them.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Objective
+from pipeline.objective import Objective, one_fidelity
 from pipeline.search import Choice, Dimension, SearchSpace
 from pipeline.trial import Trial
 from plugins.samplers.base import Sampler
@@ -58,7 +60,7 @@ class OptunaSampler(Sampler):
         out = []
         with warnings.catch_warnings():  # add_trial and create_trial are "experimental" in Optuna 2
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            for trial in history:
+            for trial in one_fidelity(history):
                 params = self._inside(space, trial)
                 if params is not None:
                     study.add_trial(optuna.trial.create_trial(

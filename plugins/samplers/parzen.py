@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Objective
+from pipeline.objective import Objective, one_fidelity
 from pipeline.sampler import uniform
 from pipeline.search import Choice, Dimension, SearchSpace
 from pipeline.trial import Trial
@@ -56,7 +56,8 @@ class ParzenSampler(Sampler):
                history: Sequence[Trial] = ()) -> list[dict[str, Any]]:
         rng = self.rng(*stream)
         objective: Objective = getattr(history, "objective", None) or Objective()
-        ranked = objective.rank(t for t in history if all(d.key in t.params for d in space.dims))
+        ranked = objective.rank(t for t in one_fidelity(history, self.startup)
+                                if all(d.key in t.params for d in space.dims))
         if len(ranked) < self.startup:
             return uniform(space, n, rng, self.scale_of)
         n_good = max(1, int(np.ceil(self.gamma * len(ranked))))
