@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,memory]``.
+"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,fidelity,memory]``.
 
 Prints a markdown table and writes ``outputs/bench/latest.json``."""
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import search, sweeps, train_step
+from benchmarks import fidelity, search, sweeps, train_step
 
 PARTS = {
     "train": train_step.measure,
@@ -21,6 +21,7 @@ PARTS = {
     "tracking": sweeps.tracking_share,
     "parallel": sweeps.parallel_speedup,
     "search": search.measure,
+    "fidelity": fidelity.measure,
     "memory": sweeps.memory,
 }
 TARGETS = {  # key: (target text, passes)
@@ -85,6 +86,8 @@ def table(results: dict[str, Any], quick: bool) -> str:
     if r.get("search") is not None:
         rows.append("\nSearch quality (benchmarks/search.py; held-out: python -m benchmarks.search --held-out):\n")
         rows.append(search.report(r))
+    if r.get("fidelity") is not None:
+        rows.append("\n" + fidelity.report(r))
     return "\n".join(rows)
 
 

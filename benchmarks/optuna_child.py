@@ -4,7 +4,10 @@ imports this project: studies driven over a pipe, one JSON object per line.
 In: ``{"space": [...], "sampler": "tpe", "seed": 0, "n_trials": 100}`` starts a study; then for
 each trial the child writes ``{"params": {...}}`` and reads ``{"value": float}`` (``null``: the
 trial failed); after the last trial it writes ``{"done": true}`` and waits for the next study (or
-end of input)."""
+end of input). With ``"pruner": {HyperbandPruner's arguments}`` the parent may first send
+``{"report": value, "step": epoch}`` messages, each answered ``{"prune": bool}``, and end a trial
+with ``{"pruned": true}``; with ``"n_trials": null`` the study runs until the parent answers a
+trial's params with ``{"stop": true}``."""
 
 import json
 import sys
@@ -50,16 +53,36 @@ def main():
             print(json.dumps({"optuna": optuna.__version__, "torch": has_torch}), flush=True)
             continue
         distributions = {d["key"]: distribution(d) for d in job["space"]}
-        study = optuna.create_study(direction="minimize", sampler=sampler(job["sampler"], job["seed"]))
-        for _ in range(job["n_trials"]):
+        pruner = optuna.pruners.HyperbandPruner(**job["pruner"]) if job.get("pruner") else None
+        study = optuna.create_study(direction="minimize", sampler=sampler(job["sampler"], job["seed"]), pruner=pruner)
+        n_trials = job.get("n_trials")  # null: until the parent sends {"stop": true}
+        while n_trials is None or len(study.trials) < n_trials:
             trial = study.ask(distributions)
             print(json.dumps({"params": trial.params}), flush=True)
-            value = json.loads(sys.stdin.readline())["value"]
-            if value is None:  # the trial failed (a diverged training run)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            else:
-                study.tell(trial, value)
+            if not run_trial(study, trial):
+                break
         print(json.dumps({"done": True}), flush=True)
+
+
+def run_trial(study, trial):
+    """Read the parent's messages about ``trial`` until it is told; False: the study is to stop."""
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message.get("stop"):
+            return False
+        if "report" in message:  # an epoch's value: answer whether the pruner stops the trial here
+            trial.report(message["report"], message["step"])
+            print(json.dumps({"prune": trial.should_prune()}), flush=True)
+        elif message.get("pruned"):
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return True
+        elif message["value"] is None:  # the trial failed (a diverged training run)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return True
+        else:
+            study.tell(trial, message["value"])
+            return True
+    return False
 
 
 if __name__ == "__main__":

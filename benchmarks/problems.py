@@ -24,6 +24,7 @@ class Problem:
     space: SearchSpace
     f: Callable[[Mapping[str, Any]], float]
     trained: bool = False  # trains a network per trial (~0.2-0.8 s), not a closed-form function
+    overrides: tuple[str, ...] = ()  # a trained problem's config (data, normalization)
 
 
 def _branin(x1: float, x2: float) -> float:
@@ -97,25 +98,32 @@ def default_space() -> SearchSpace:
     return parse(params)
 
 
+def train(problem: Problem, params: Mapping[str, Any], *extra: str,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> float:
+    """Train ``problem``'s network with ``params`` (and ``extra`` overrides, e.g. the epochs and
+    a checkpoint directory); its validation loss, ``inf`` when training diverged."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pipeline.errors import TrainingDiverged
+    from pipeline.train import run
+
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_dir(str(ROOT / "conf"), version_base="1.3")
+    cfg = compose("config", [*problem.overrides, "tracking.enabled=false", "quiet=true",
+                             *problem.space.overrides(dict(params)), *extra])
+    try:
+        return float(run(cfg, verbose=False, on_epoch=on_epoch).objective)
+    except TrainingDiverged:
+        return math.inf
+
+
 def _trained(name: str, overrides: list[str]) -> Problem:
-    space = default_space()
-
-    def f(params: Mapping[str, Any]) -> float:
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-
-        from pipeline.errors import TrainingDiverged
-        from pipeline.train import run
-
-        if not GlobalHydra.instance().is_initialized():
-            initialize_config_dir(str(ROOT / "conf"), version_base="1.3")
-        cfg = compose("config", [*overrides, "tracking.enabled=false", "quiet=true", *space.overrides(dict(params))])
-        try:
-            return float(run(cfg, verbose=False).objective)
-        except TrainingDiverged:
-            return math.inf
-
-    return Problem(name, space, f, trained=True)
+    holder: list[Problem] = []
+    problem = Problem(name, default_space(), lambda params: train(holder[0], params), trained=True,
+                      overrides=tuple(overrides))
+    holder.append(problem)
+    return problem
 
 
 TRAINED = {p.name: p for p in [

@@ -111,13 +111,9 @@ def hydra_optuna_tpe(problem: Problem, n: int, seed: int, n_jobs: int = 2) -> li
     """TPE as hydra-optuna-sweeper 1.2 runs it: its own distributions for the space, seeded TPE,
     ``n_jobs`` trials asked then told per batch."""
     import optuna
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    parser = OverridesParser.create()
-    distributions = {d.key: create_optuna_distribution_from_override(parser.parse_override(f"{d.key}={d.expression()}"))
-                     for d in problem.space.dims}
+    distributions = optuna_distributions(problem)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), direction="minimize")
     values: list[float] = []
     while len(values) < n:
@@ -130,6 +126,16 @@ def hydra_optuna_tpe(problem: Problem, n: int, seed: int, n_jobs: int = 2) -> li
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             values.append(value)
     return values
+
+
+def optuna_distributions(problem: Problem) -> dict[str, Any]:
+    """The space as hydra-optuna-sweeper maps it (its own function, on each dimension's override)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    parser = OverridesParser.create()
+    return {d.key: create_optuna_distribution_from_override(parser.parse_override(f"{d.key}={d.expression()}"))
+            for d in problem.space.dims}
 
 
 def _typed(problem: Problem, key: str, value: Any) -> Any:

@@ -27,6 +27,8 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert "| speed-up vs PyTorch |" in proc.stdout or results["torch_steps_per_s"] is None
     assert {"branin", "hartmann6"} <= set(results["search"]) and "branin: best regret" in proc.stdout
     assert "parzen, one trial at a time" in results["search"]["branin"]
+    budgets = {c["epochs"] for c in results["fidelity"]["spirals_batch_norm"].values()}
+    assert budgets and max(budgets) <= 320  # the cheap fidelity schedule kept to its budget
 
 
 def test_trained_problem_is_the_apps_trial() -> None:

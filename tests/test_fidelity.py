@@ -1,0 +1,109 @@
+"""Coarse to fine in fidelity: the rung arithmetic (hand-computed), the settings' one-line
+errors, and a real Hydra sweep whose promoted trials continue their checkpoint and MLflow run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import ConfigError
+from pipeline.fidelity import Fidelity, plan
+from pipeline.settings import SweepSettings
+
+EPOCHS = Fidelity("trainer.epochs", 2, 20, 3, "trainer.resume_from")
+
+
+def test_levels_rise_by_eta_to_max() -> None:
+    assert EPOCHS.levels() == (2, 7, 20)  # 20/9 = 2.2 -> 2, 20/3 = 6.7 -> 7
+    assert Fidelity("e", 1, 81, 3).levels() == (1, 3, 9, 27, 81)
+    assert Fidelity("e", 3, 20, 3).levels() == (7, 20)  # log3(20/3) = 1.7: two rungs
+    assert Fidelity("e", 1.0, 16.0, 2).levels() == (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def test_n_trials_counts_configurations_started() -> None:
+    rungs = plan(EPOCHS, 48, None)
+    # rung 0: 32 new at 2 epochs; 32 // 3 = 10 promoted + 10 new at 7; 20 // 3 = 6 + 6 at 20
+    assert (rungs.new, rungs.promoted, rungs.sizes) == ((32, 10, 6), (0, 10, 6), (32, 20, 12))
+    assert rungs.started == 48 and rungs.binds == "n_trials"
+    # continued trials pay only the epochs they add: 32*2 + 10*(7-2) + 10*7 + 6*(20-7) + 6*20
+    assert rungs.spent == 64 + 50 + 70 + 78 + 120 == 382
+    retrain = plan(Fidelity("trainer.epochs", 2, 20, 3), 48, None)  # no resume_key: from scratch
+    assert retrain.spent == 32 * 2 + 20 * 7 + 12 * 20 == 444
+
+
+def test_budget_caps_the_epochs_and_the_binding_limit_is_named() -> None:
+    rungs = plan(EPOCHS, None, 320)
+    # 26 in rung 0: 52 + 8*5 + 8*7 + 5*13 + 5*20 = 313; 27 would spend 360
+    assert (rungs.new, rungs.promoted, rungs.spent, rungs.binds) == ((26, 8, 5), (0, 8, 5), 313, "budget")
+    assert plan(EPOCHS, 48, 320).binds == "budget" and plan(EPOCHS, 30, 960).binds == "n_trials"
+    assert "39 configurations, 313 epochs in all (budget binds)" in rungs.describe()
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.budget=10: too small for one configuration"):
+        plan(EPOCHS, None, 10)  # 2 + 5 + 7 + 13 + 20 = 47 epochs at the least
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"budget": 100}, "hydra.sweeper.budget=100: caps the fidelity spent; set hydra.sweeper.fidelity.key"),
+    ({"fidelity": {"key": "trainer.epochs", "min": 2, "max": 20}, "rounds": 3},
+     "hydra.sweeper.rounds=3: the rounds of a fidelity sweep are its rungs"),
+    ({"fidelity": {"key": "trainer.epochs", "min": 20, "max": 20}}, "hydra.sweeper.fidelity.max=20: must be above"),
+    ({"fidelity": {"key": "trainer.epochs", "min": 2, "max": 20, "eta": 1}}, "hydra.sweeper.fidelity.eta=1"),
+    ({"fidelity": {"key": "trainer.epochs", "max": 20}}, "hydra.sweeper.fidelity.min=None: must be a positive"),
+    ({"fidelity": {"key": "trainer.epochs", "min": 10, "max": 20}}, "hydra.sweeper.fidelity.min=10: leaves one rung"),
+    ({"fidelity": {"key": "e", "min": 1, "max": 9, "rungs": 2}}, "hydra.sweeper.fidelity.rungs=2: not a fidelity"),
+])
+def test_bad_fidelity_settings_are_one_line_errors(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SweepSettings.from_config(**raw)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_settings_build_the_rung_schedule() -> None:
+    s = SweepSettings.from_config(n_trials=14, fidelity={"key": "epochs", "min": 1, "max": 9, "eta": 3})
+    assert s.schedule.sizes == (9, 6, 4) and s.schedule.fidelities == (1, 3, 9) and s.schedule.promoted == (0, 3, 2)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_a_fidelity_sweep_continues_promoted_trials_in_one_run(tmp_path: Path, mlflow_template: Path) -> None:
+    """A real sweep (3 rungs at 1, 3, 9 epochs): one MLflow run per configuration whose metric
+    steps run on without a gap or a repeat across rungs, its rung tag the last rung it reached;
+    the leaderboard ranks only the 9-epoch trials; and the best trial's value is exactly what
+    training its configuration for 9 epochs in one go gives."""
+    store = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, store)
+    uri, sweep_dir = f"sqlite:///{store}", tmp_path / "sweep"
+    small = ["model.width=16", "trainer.epochs=9", "hydra.sweeper.fidelity.key=trainer.epochs",
+             "hydra.sweeper.fidelity.min=1", "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false",
+             "hydra.sweeper.plots=false"]
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep_dir}",
+                           f"tracking.uri={uri}", *small], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    # n_trials=10 -> 7 new at 1 epoch; 2 promoted + 2 new at 3; 1 promoted + 1 new at 9
+    assert [t["fidelity"] for t in trials] == [1] * 7 + [3] * 4 + [9] * 2
+    assert sum("continues" in t for t in trials) == 3
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(next(t for t in trials)["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+    exp = client.get_experiment_by_name("pipeline").experiment_id
+    runs = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(runs) == 10 and all(r.info.status == "FINISHED" for r in runs)
+    for r in runs:
+        reached = int(r.data.metrics["epochs"])
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "val_loss")] == list(range(1, reached + 1))
+        assert r.data.tags["rung"] == str({1: 1, 3: 2, 9: 3}[reached]) and "trainer.epochs" not in r.data.params
+    board = (sweep_dir / "leaderboard.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in board[1:]] == ["1", "2"] + [""] * 8  # 10 configurations, 2 at 9 epochs
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    best = results["best_params"]
+    again = subprocess.run([sys.executable, "-m", "pipeline", "model.width=16", "trainer.epochs=9",
+                            "tracking.enabled=false", *(f"{k}={v}" for k, v in best.items())], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert f"val_loss={results['best_value']:.6g} (minimize)" in again.stdout, again.stdout
