@@ -158,11 +158,12 @@ class SweepLineage(NullLineage):
             out += [f"++{keys['tags']}.{k}={v}" for k, v in {"job": job, **tags}.items()]
         return out
 
-    def _children(self, search: Any) -> list[Any]:
+    def _children(self, search: Any, finished_only: bool = True) -> list[Any]:
         run = self.runs[search.index]
         experiment_id = run.client.get_run(run.run_id).info.experiment_id
+        status = " and attributes.status = 'FINISHED'" if finished_only else ""
         return run.client.search_runs([experiment_id], max_results=10000, filter_string=(
-            f"tags.mlflow.parentRunId = '{run.run_id}' and attributes.status = 'FINISHED'"))
+            f"tags.mlflow.parentRunId = '{run.run_id}'{status}"))
 
     def finished(self, search: Any) -> dict[int, Outcome]:
         """Trials of ``search`` whose MLflow run FINISHED with the objective, by job number."""
@@ -176,19 +177,31 @@ class SweepLineage(NullLineage):
 
     def log_trials(self, search: Any, trials: Sequence[tuple[int, str, Mapping[str, str], Trial]]) -> None:
         """Without ``trial_keys``: one run per trial ``(job, name, tags, trial)`` under the search's
-        run, logged by the sweeper from the outcome (a trial that already has one is skipped)."""
+        run, logged by the sweeper from the outcome (a job already logged is skipped). A trial
+        promoted in a fidelity sweep extends its configuration's run (tag ``trial``): the
+        objective at the step of its fidelity, the ``jobs`` tag listing every job logged there."""
         if self.tracking.trial_keys or not trials:
             return
-        have = {r.data.tags.get("job") for r in self._children(search)}
+        children = self._children(search, finished_only=False)
+        have = {job for r in children for job in r.data.tags.get("jobs", r.data.tags.get("job", "")).split(",")}
+        by_trial = {r.data.tags["trial"]: r for r in children if "trial" in r.data.tags}
         metric = self.metric or "objective"
         for job, name, tags, trial in trials:
             if str(job) in have:
                 continue
+            earlier = by_trial.get(tags.get("trial", "")) if trial.origin is not None else None
             run = self._tracker(run_name=name, parent_run_id=self.runs[search.index].run_id)
-            run.start(trial.params, {"job": str(job), **tags})
+            if earlier is not None:
+                run.attach(earlier.info.run_id)
+                jobs = earlier.data.tags.get("jobs", earlier.data.tags.get("job", ""))
+                run.set_tags({**tags, "job": str(job), "jobs": f"{jobs},{job}"})
+            else:
+                run.start(trial.params, {"job": str(job), "jobs": str(job), **tags})
+            step = int(trial.fidelity) if trial.fidelity is not None else 0
             if trial.ok:
-                run.log_metrics({metric: trial.value, **{k: v for k, v in trial.metrics.items() if k != metric}},
-                                step=0)
+                extra = {"fidelity": float(trial.fidelity)} if trial.fidelity is not None else {}
+                run.log_metrics({metric: trial.value, **extra,
+                                 **{k: v for k, v in trial.metrics.items() if k != metric}}, step=step)
                 run.end("FINISHED")
             else:
                 run.end("FAILED", {"failure_reason": (trial.error or "failed")[:5000]})

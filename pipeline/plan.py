@@ -89,6 +89,7 @@ def _search(space: SearchSpace, combo: list[str], index: int, crossed: bool, set
     cfg, choices = composer.compose([*base, *first_values])
     if check is not None:
         check(cfg)
+    _check_fidelity(settings, space, cfg, where)
     sampler, sampler_name = _sampler(cfg, settings, choices)
     for dim in space.dims:
         if isinstance(dim, Interval):
@@ -100,6 +101,19 @@ def _search(space: SearchSpace, combo: list[str], index: int, crossed: bool, set
                           f"integer at this key (got {base_seed!r})")
     return Search(index, tuple(combo), tuple(base), space, sampler, sampler_name,
                   sweep_dir.search(index, crossed), crossed, base_seed)
+
+
+def _check_fidelity(settings: SweepSettings, space: SearchSpace, cfg: DictConfig, where: str) -> None:
+    """The fidelity's keys are keys of the task config, and the budget is not searched."""
+    f = settings.fidelity
+    if not f.on:
+        return
+    if any(d.key == f.key for d in space.dims):
+        raise ConfigError("hydra.sweeper.fidelity.key", f.key, "is also a searched parameter; the fidelity "
+                          "schedule sets it (remove it from the search space)")
+    for name, key in (("key", f.key), ("resume_key", f.resume_key)):
+        if key is not None and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise ConfigError(f"hydra.sweeper.fidelity.{name}", key, f"not a key of the task config{where}")
 
 
 def _sampler(cfg: DictConfig, settings: SweepSettings, choices: dict[str, str]) -> tuple[Sampler, str]:

@@ -166,7 +166,9 @@ class SweepRunner:
         jobs: list[tuple[int, Job]] = []
         job_dirs = []
         for i, params in enumerate(proposals, start=first):
-            number, name, tags = self._trial_ids(p, r, i)
+            origin = continues[i - first] if continues else None
+            number, name, tags = self._trial_ids(p, r, i, (origin.origin or (origin.round, origin.index))
+                                                 if origin else None)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
             job_dirs.append(self.sweep_dir.job_dir(subdir))
             done = finished_outcome(job_dirs[-1], finished.get(number))
@@ -175,7 +177,6 @@ class SweepRunner:
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
             if fidelity is not None:
-                origin = continues[i - first] if continues else None
                 home = self._job_dir(p, *(origin.origin or (origin.round, origin.index))) if origin else job_dirs[-1]
                 overrides += self._fidelity_overrides(fidelity, home)
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
@@ -213,11 +214,14 @@ class SweepRunner:
         number = self.numbers.trial(p.index, r, i)
         return self.sweep_dir.job_dir(self.sweep_dir.job_subdir(number, p.index, self.crossed))
 
-    def _trial_ids(self, p: Search, r: int, i: int) -> tuple[int, str, dict[str, str]]:
-        """Trial ``i`` of round ``r``: its job number, MLflow run name and run tags."""
+    def _trial_ids(self, p: Search, r: int, i: int, origin: tuple[int, int] | None = None
+                   ) -> tuple[int, str, dict[str, str]]:
+        """Trial ``i`` of round ``r``: its job number, MLflow run name and run tags (in a fidelity
+        sweep ``rung``, and ``trial``: the configuration's first trial, whose run it extends)."""
         tags = {"round": str(r), "sampler": p.sampler_name}
         if self.schedule.fidelities:
             tags["rung"] = str(r)
+            tags["trial"] = trial_name(p.index, self.crossed, *(origin or (r, i)))
         return self.numbers.trial(p.index, r, i), trial_name(p.index, self.crossed, r, i), tags
 
     def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
@@ -243,7 +247,7 @@ class SweepRunner:
                  f"{record.failed} failed; best so far {best.value if best else None}")
         for note in record.notes:
             log.warning(f"[{p.label}] {note}")
-        self.lineage.log_trials(p, [(*self._trial_ids(p, t.round, t.index), t) for t in record.trials])
+        self.lineage.log_trials(p, [(*self._trial_ids(p, t.round, t.index, t.origin), t) for t in record.trials])
         logged = self.state.logged(p.index)
         if record.round > logged:  # a resumed round is logged once
             metrics = {"best_value": best.value} if best is not None else {}

@@ -107,3 +107,40 @@ def test_a_fidelity_sweep_continues_promoted_trials_in_one_run(tmp_path: Path, m
                             "tracking.enabled=false", *(f"{k}={v}" for k, v in best.items())], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert f"val_loss={results['best_value']:.6g} (minimize)" in again.stdout, again.stdout
+
+
+@pytest.mark.slow
+def test_a_foreign_app_without_checkpoints_retrains_and_gets_one_run_per_configuration(
+        tmp_path: Path, mlflow_template: Path) -> None:
+    """Any Hydra app: the sphere keeps no checkpoint (no resume_key), so promoted trials retrain
+    at the higher budget, which stays correct; the sweeper logs the runs itself and extends each
+    configuration's run with the objective at the step of each fidelity it reached."""
+    store = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, store)
+    uri, sweep_dir = f"sqlite:///{store}", tmp_path / "sweep"
+    app = ROOT / "tests" / "apps" / "sphere" / "sphere.py"
+    settings = ["hydra.sweeper.rounds=null", "hydra.sweeper.trials_per_round=null", "hydra.sweeper.n_trials=14",
+                "hydra.sweeper.top_k=null", "hydra.sweeper.fidelity.key=steps", "hydra.sweeper.fidelity.min=1",
+                "hydra.sweeper.fidelity.max=9", "hydra.sweeper.importance=false", "hydra.sweeper.plots=false",
+                f"hydra.sweeper.tracking.uri={uri}", "hydra.sweeper.tracking.experiment=sphere"]
+    dry = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={tmp_path / 'dry'}", *settings,
+                          "hydra.sweeper.dry_run=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "retrained from scratch (no fidelity.resume_key)" in dry.stdout + dry.stderr
+    proc = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", *settings], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    assert [t["fidelity"] for t in trials] == [1] * 9 + [3] * 6 + [9] * 4
+    for t in trials:  # every value is the app's own at that budget: nothing carried over
+        assert t["value"] == pytest.approx(float(t["params"]["x"]) ** 2 + float(t["params"]["y"]) ** 2
+                                           + 1 / t["fidelity"])
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("sphere").experiment_id
+    runs = [r for r in client.search_runs([exp]) if "trial" in r.data.tags]
+    assert len(runs) == 9 + 3 + 2 and all(r.info.status == "FINISHED" for r in runs)  # configurations
+    steps = sorted(tuple(m.step for m in client.get_metric_history(r.info.run_id, "objective")) for r in runs)
+    # each run holds its configuration's rungs in order: 9 started at 1, 3 at 3, 2 at 9, 19 records
+    assert all(h in {(1,), (1, 3), (1, 3, 9), (3,), (3, 9), (9,)} for h in steps) and sum(map(len, steps)) == 19
+    assert [sum(h[0] == f for h in steps) for f in (1, 3, 9)] == [9, 3, 2]
+    assert sum(len(h) - 1 for h in steps) == 3 + 2  # promotions: 3 into rung 2, 2 into rung 3
+    assert "trial" not in [p for r in runs for p in r.data.params] and all("steps" not in r.data.params for r in runs)
