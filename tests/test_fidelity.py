@@ -12,6 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline import checkpoint
 from pipeline.errors import ConfigError
 from pipeline.fidelity import Fidelity, plan
 from pipeline.settings import SweepSettings
@@ -144,3 +145,47 @@ def test_a_foreign_app_without_checkpoints_retrains_and_gets_one_run_per_configu
     assert [sum(h[0] == f for h in steps) for f in (1, 3, 9)] == [9, 3, 2]
     assert sum(len(h) - 1 for h in steps) == 3 + 2  # promotions: 3 into rung 2, 2 into rung 3
     assert "trial" not in [p for r in runs for p in r.data.params] and all("steps" not in r.data.params for r in runs)
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_rung_resumes_to_the_same_result(tmp_path: Path, mlflow_template: Path) -> None:
+    """SIGKILL after epoch 2 of a trial promoted from 1 to 3 epochs (job 7), then resume: no
+    finished trial trains again, the killed one continues from its checkpoint (its run logs
+    each epoch once), and every trial's value equals an uninterrupted sweep's."""
+    app = ROOT / "tests" / "apps" / "killable" / "app.py"
+    small = ["model.width=16", "trainer.epochs=9", "hydra.sweeper.fidelity.key=trainer.epochs",
+             "hydra.sweeper.fidelity.min=1", "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false",
+             "hydra.sweeper.plots=false"]
+
+    def sweep(name: str, *extra: str, kill: str = "") -> tuple[subprocess.CompletedProcess, Path, str]:
+        store = tmp_path / f"{name}.db"
+        if not store.exists():
+            shutil.copy(mlflow_template, store)
+        uri, sweep_dir = f"sqlite:///{store}", tmp_path / name
+        env = {**__import__("os").environ, "PIPELINE_KILL_AT": kill}
+        proc = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}",
+                               *small, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        return proc, sweep_dir, uri
+
+    reference, ref_dir, _ = sweep("reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    killed, sweep_dir, uri = sweep("killed", kill="7:2")
+    assert killed.returncode == -9 and not (sweep_dir / "7" / "result.json").exists()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in sweep_dir.glob("*/result.json")}
+    rung1 = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    assert len(finished) == len(rung1) == 7  # rung 1 done
+    # job 7 continues rung 1's best, whose job directory keeps the checkpoint: killed after epoch 2
+    home = Path(min(rung1, key=lambda t: t["value"])["job_dir"])
+    assert checkpoint.load(checkpoint.path_in(home)).epoch == 2
+    resumed, _, _ = sweep("killed", "hydra.sweeper.resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {name: (sweep_dir / name / "result.json").stat().st_mtime_ns for name in finished} == finished
+    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
+    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    client = MlflowClient(tracking_uri=uri)
+    trial7 = next(t for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+                  if t["job_dir"].endswith("/7"))
+    history = client.get_metric_history(trial7["mlflow_run_id"], "val_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert client.get_run(trial7["mlflow_run_id"]).info.status == "FINISHED"
+    assert trial7["continues"] == f"r1-t{int(home.name):02d}" and checkpoint.load(checkpoint.path_in(home)).epoch == 3
