@@ -72,8 +72,12 @@ class SweepProgress(AbstractContextManager):
     each finished trial gives one log line."""
 
     def __init__(self, total: int, rounds: int, direction: str, *, quiet: bool = False, live: bool | None = None,
-                 metric: str | None = None, poll_s: float = 0.5) -> None:
+                 metric: str | None = None, poll_s: float = 0.5, rungs: Any = None) -> None:
         self.total, self.rounds, self.direction, self.metric = total, rounds, direction, metric or "objective"
+        # a fidelity sweep (pipeline.fidelity.RungPlan): rungs, their fidelity, the budget spent so far
+        self.rungs, self.spent = rungs, 0.0
+        self._cost: dict[Path, float] = {}
+        self._best_fidelity: float = float("-inf")
         self.quiet = quiet
         self.live = is_terminal() if live is None else live
         self.poll_s = poll_s
@@ -95,7 +99,12 @@ class SweepProgress(AbstractContextManager):
             return f"sweep: {self.done}/{self.total} trials"
         label, r, _, _ = self._round
         where = "" if label == "all" else f"[{label}] "
-        text = f"{where}round {r}/{self.rounds} · trials {self.done}/{self.total} · failed {self.failed}"
+        if self.rungs is not None:
+            unit = self.rungs.fidelity.unit
+            text = (f"{where}rung {r}/{self.rounds} ({self.rungs.levels[r - 1]:g} {unit}) · trials {self.done}/"
+                    f"{self.total} · {unit} {self.spent:g}/{self.rungs.spent:g} · failed {self.failed}")
+        else:
+            text = f"{where}round {r}/{self.rounds} · trials {self.done}/{self.total} · failed {self.failed}"
         if self.best is not None:
             value, params = self.best
             shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
@@ -138,10 +147,13 @@ class SweepProgress(AbstractContextManager):
 
     # --- counting -------------------------------------------------------------------------
 
-    def watch(self, label: str, r: int, job_dirs: Sequence[Path], params: Sequence[Mapping[str, Any]]) -> None:
-        """Count the round's trials as their ``result.json`` files appear."""
+    def watch(self, label: str, r: int, job_dirs: Sequence[Path], params: Sequence[Mapping[str, Any]],
+              costs: Sequence[float] = ()) -> None:
+        """Count the round's trials as their ``result.json`` files appear (``costs``: the fidelity
+        each one spends, in a fidelity sweep)."""
         self._stop_thread()
         self._round = (label, r, list(job_dirs), list(params))
+        self._cost.update(zip(job_dirs, costs, strict=False))
         self._scan()
         self._show()
         if not self.quiet:
@@ -179,13 +191,17 @@ class SweepProgress(AbstractContextManager):
                     continue
                 self._seen.add(job_dir)
                 self.done += 1
+                self.spent += self._cost.get(job_dir, 0.0)
                 changed = True
                 value = record.get("value") if record.get("status") == "completed" else None
+                # a fidelity sweep's best is the best at the highest fidelity reached
+                fidelity = self.rungs.levels[self._round[1] - 1] if self.rungs is not None else 0.0
                 if not isinstance(value, (int, float)) or value != value:  # failed or NaN
                     self.failed += 1
-                elif self.best is None or (value < self.best[0] if self.direction == "minimize"
-                                           else value > self.best[0]):
-                    self.best = (float(value), p)
+                elif self.best is None or fidelity > self._best_fidelity or (
+                        fidelity == self._best_fidelity and (value < self.best[0] if self.direction == "minimize"
+                                                             else value > self.best[0])):
+                    self.best, self._best_fidelity = (float(value), p), fidelity
                 if not self.quiet and self._live is None:
                     log.info(f"progress: {self.status()}")
         return changed

@@ -50,7 +50,8 @@ class TimeUp(Exception):
 class NoProgress:
     """Progress display that shows nothing (pipeline.progress.SweepProgress has the same calls)."""
 
-    def watch(self, label: str, r: int, job_dirs: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> None:
+    def watch(self, label: str, r: int, job_dirs: Sequence[Any], params: Sequence[Mapping[str, Any]],
+              costs: Sequence[float] = ()) -> None:
         pass
 
     def finish_round(self) -> None:
@@ -186,7 +187,9 @@ class SweepRunner:
                        is not None for i in range(size))
             if done:
                 log.info(f"[{p.label}] round {r}: {done} trials already finished, {size - done} to run")
-        self.progress.watch(p.label, r, job_dirs, proposals)
+        costs = [self._cost(r, fidelity, bool(continues and continues[i])) for i in range(len(proposals))] \
+            if fidelity is not None else []
+        self.progress.watch(p.label, r, job_dirs, proposals, costs)
         stopped = None
         try:
             launched = self._launch([j for _, j in jobs])
@@ -200,6 +203,12 @@ class SweepRunner:
         if stopped is not None:
             raise StopSearch(stopped, outcomes)
         return [outcomes[i] for i in range(len(proposals))]
+
+    def _cost(self, r: int, fidelity: float, continued: bool) -> float:
+        """The fidelity a trial of round ``r`` spends: what it adds to its checkpoint, else all."""
+        below = self.schedule.fidelity(r - 1) if r > 1 else None
+        return fidelity - below if continued and below is not None and self.settings.fidelity.resume_key \
+            else fidelity
 
     def _fidelity_overrides(self, fidelity: float, home: Path | None) -> list[str]:
         """The fidelity key's value and, when the task takes one, where it keeps its checkpoint

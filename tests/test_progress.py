@@ -54,3 +54,22 @@ def test_epoch_progress_lines_off_a_terminal(capsys) -> None:
     with EpochProgress(2, enabled=False, live=False) as shown:
         shown.update(1, {"train_loss": 1.0})
     assert capsys.readouterr().out == ""
+
+
+def test_fidelity_progress_shows_the_rung_the_budget_spent_and_the_best_at_the_highest_fidelity(
+        tmp_path: Path) -> None:
+    from pipeline.fidelity import Fidelity, plan
+
+    rungs = plan(Fidelity("trainer.epochs", 1, 9, 3, "trainer.resume_from"), 14, None)  # 9, 3+3, 2+2
+    progress = SweepProgress(19, 3, "minimize", quiet=True, metric="val_loss", rungs=rungs)
+    low, high = tmp_path / "0", tmp_path / "9"
+    for job_dir, value in ((low, 0.1), (high, 0.5)):
+        job_dir.mkdir()
+        (job_dir / "result.json").write_text(json.dumps({"status": "completed", "value": value}))
+    progress.watch("all", 1, [low], [{"x": 1}], [1.0])
+    progress.finish_round()
+    progress.watch("all", 2, [high], [{"x": 2}], [2.0])  # promoted: 3 - 1 epochs
+    progress.finish_round()
+    # 0.5 at 3 epochs is the best so far although 0.1 at 1 epoch is lower: fidelities differ
+    assert progress.status() == ("rung 2/3 (3 epochs) · trials 2/19 · epochs 3/" f"{rungs.spent:g}"
+                                 " · failed 0 · best val_loss=0.5 (x=2)")

@@ -74,7 +74,8 @@ class ZoomSweeperImpl:
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))
         try:
             with SweepProgress(runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
-                               quiet=settings.quiet, metric=settings.objective.metric) as runner.progress:
+                               quiet=settings.quiet, metric=settings.objective.metric,
+                               rungs=settings.rungs) as runner.progress:
                 return runner.run(space)
         except TooManyFailures as exc:
             print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir.results}", file=sys.stderr)
