@@ -183,7 +183,9 @@ class SweepLineage(NullLineage):
         if self.tracking.trial_keys or not trials:
             return
         children = self._children(search, finished_only=False)
-        have = {job for r in children for job in r.data.tags.get("jobs", r.data.tags.get("job", "")).split(",")}
+        # a job is logged when a FINISHED run lists it; a run left unfinished is logged again
+        have = {job for r in children if r.info.status == "FINISHED"
+                for job in r.data.tags.get("jobs", r.data.tags.get("job", "")).split(",")}
         by_trial = {r.data.tags["trial"]: r for r in children if "trial" in r.data.tags}
         metric = self.metric or "objective"
         for job, name, tags, trial in trials:
@@ -194,7 +196,7 @@ class SweepLineage(NullLineage):
             if earlier is not None:
                 run.attach(earlier.info.run_id)
                 jobs = earlier.data.tags.get("jobs", earlier.data.tags.get("job", ""))
-                run.set_tags({**tags, "job": str(job), "jobs": f"{jobs},{job}"})
+                run.set_tags({**tags, "job": str(job), "jobs": ",".join(dict.fromkeys([*jobs.split(","), str(job)]))})
             else:
                 run.start(trial.params, {"job": str(job), "jobs": str(job), **tags})
             step = int(trial.fidelity) if trial.fidelity is not None else 0

@@ -19,6 +19,7 @@ from pipeline.sampler import Sampler
 from pipeline.search import Choice, Dimension, Interval, SearchSpace, check_dimension
 from pipeline.settings import SweepSettings
 from pipeline.sweep_dir import SearchDir, SweepDir
+from pipeline.trial import Trial
 
 _ABSENT = object()
 
@@ -43,6 +44,7 @@ class Search:
     directory: SearchDir
     crossed: bool
     base_seed: int | None = None  # the task's seed, which seed re-runs vary
+    fidelity_key: str | None = None  # hydra.sweeper.fidelity.key
 
     @property
     def label(self) -> str:
@@ -51,6 +53,13 @@ class Search:
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """The task overrides of one trial: fixed, crossed, then the searched values."""
         return [*self.base, *self.space.overrides(params)]
+
+    def reproduce(self, trial: Trial) -> list[str]:
+        """The overrides that train ``trial`` again in one run (at the fidelity it reached)."""
+        out = self.overrides(dict(trial.params))
+        if self.fidelity_key is not None and trial.fidelity is not None:
+            out.append(f"{self.fidelity_key}={trial.fidelity if isinstance(trial.fidelity, int) else trial.fidelity!r}")
+        return out
 
 
 def make_plan(space: SearchSpace, settings: SweepSettings, composer: Composer, sweep_dir: SweepDir) -> list[Search]:
@@ -100,7 +109,7 @@ def _search(space: SearchSpace, combo: list[str], index: int, crossed: bool, set
                           "final_seeds re-runs the best trials with other seeds: the task config needs an "
                           f"integer at this key (got {base_seed!r})")
     return Search(index, tuple(combo), tuple(base), space, sampler, sampler_name,
-                  sweep_dir.search(index, crossed), crossed, base_seed)
+                  sweep_dir.search(index, crossed), crossed, base_seed, settings.fidelity.key)
 
 
 def _check_fidelity(settings: SweepSettings, space: SearchSpace, cfg: DictConfig, where: str) -> None:

@@ -31,7 +31,7 @@ from pipeline.summary import (
     ranked_searches,
     search_results,
 )
-from pipeline.sweep import Round, SearchResult, StopSearch, TooManyFailures, search
+from pipeline.sweep import Round, SearchResult, StopSearch, TooManyFailures, highest_fidelity, search
 from pipeline.sweep_dir import SweepDir, finished_outcome, write_best_config
 from pipeline.trial import Outcome, Trial
 from pipeline.zoom import write_space
@@ -274,7 +274,7 @@ class SweepRunner:
         seed-to-seed spread is the noise floor below which a difference means nothing."""
         s, p = self.settings, out.search
         assert out.result is not None and p.base_seed is not None
-        ranked = s.objective.top(out.result.trials, s.final_top)
+        ranked = s.objective.top(highest_fidelity(out.result.trials), s.final_top)  # values of one fidelity
         tags = {"round": "final"}
         slots = [(k, seed) for k in range(len(ranked)) for seed in range(1, s.final_seeds + 1)]
         numbers = {slot: self.numbers.seed_rerun(p.index, *slot) for slot in slots}
@@ -354,7 +354,7 @@ class SweepRunner:
         print(final_report(ranked, summary, board, metric=s.objective.metric,
                            direction=s.objective.direction.value, results_path=self.sweep_dir.results,
                            leaderboard_path=self.sweep_dir.leaderboard,
-                           reproduce=self.reproduce(top.search.overrides(dict(top.best.params))),
+                           reproduce=self.reproduce(top.search.reproduce(top.best)),
                            ui_hint=self.lineage.ui_hint()), flush=True)
         return summary
 

@@ -71,7 +71,7 @@ def search_results(out: Outcomes, settings: SweepSettings, reproduce: Reproduce)
             data["best_held_out"] = {**best.held_out, "note": "held-out test split, never used to choose"}
         if best.run_id:
             data["best_trial"]["mlflow_run_id"] = best.run_id
-        data["reproduce"] = reproduce(search.overrides(dict(best.params)))
+        data["reproduce"] = reproduce(search.reproduce(best))
     if search.combo:
         data["combination"] = list(search.combo)
     data["trials"] = len(result.trials)
@@ -116,7 +116,7 @@ def crossed_summary(outs: Sequence[Outcomes], settings: SweepSettings, reproduce
     data["best_params"] = dict(top.best.params) if top else None
     if top:
         data["best_combination"] = list(top.search.combo)
-        data["reproduce"] = reproduce(top.search.overrides(dict(top.best.params)))
+        data["reproduce"] = reproduce(top.search.reproduce(top.best))
     compared = [o for o in ranked if o.noise and o.noise.get("std") is not None]
     if len(compared) > 1:
         a, b = compared[0], compared[1]
