@@ -206,7 +206,40 @@ def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS, workers: int | Non
     summary = {p: {m: {"median": statistics.median(c["best"]), "worst": max(c["best"]),
                        "epochs": statistics.median(c["epochs"]), "seconds": statistics.median(c["seconds"]),
                        **c} for m, c in by.items()} for p, by in cells.items()}
-    return {"fidelity": summary, "fidelity_seeds": list(seeds)}
+    return {"fidelity": summary, "fidelity_seeds": list(seeds), **({} if quick else {"fidelity_idle": barrier_idle()})}
+
+
+def barrier_idle(budget: int = CHEAP) -> dict[str, Any]:
+    """A real fidelity sweep on joblib with two workers (digits, batch norm, MLflow off): per rung,
+    the worker time not spent in trials (2 x the rung's span minus the trials' own seconds, from
+    each job's ``result.json``): waits at the end of each batch and of the rung, dispatch, and the
+    sampler's proposals between batches."""
+    import json
+    import subprocess
+    import sys
+
+    from benchmarks.problems import ROOT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = Path(tmp) / "sweep"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipeline", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                        f"hydra.sweep.dir={sweep}", "tracking.enabled=false", "hydra.sweeper.n_trials=null",
+                        f"hydra.sweeper.budget={budget}", "hydra.sweeper.fidelity.key=trainer.epochs",
+                        "hydra.sweeper.importance=false", "hydra.sweeper.plots=false", "hydra.sweeper.quiet=true"],
+                       cwd=ROOT, check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        rungs = []
+        import yaml
+
+        trials = yaml.safe_load((sweep / "trials.yaml").read_text())
+        for r in sorted({t["round"] for t in trials}):
+            jobs = [json.loads((Path(t["job_dir"]) / "result.json").read_text()) for t in trials if t["round"] == r]
+            span = max(j["started"] + j["seconds"] for j in jobs) - min(j["started"] for j in jobs)
+            busy = sum(j["seconds"] for j in jobs)
+            rungs.append({"rung": r, "trials": len(jobs), "span_s": span, "busy_s": busy, "idle_s": 2 * span - busy})
+    idle, total = sum(x["idle_s"] for x in rungs), sum(2 * x["span_s"] for x in rungs)
+    return {"rungs": rungs, "idle_share": idle / total, "wall_s": wall}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -230,6 +263,13 @@ def report(result: dict[str, Any]) -> str:
         if cheap and ref:
             verdicts.append(f"{problem}: (b) at {CHEAP} epochs {cheap['median']:.4f} vs the reference at {BUDGET} "
                             f"{ref['median']:.4f}: {'met' if cheap['median'] <= ref['median'] else 'not met'}")
+    idle = result.get("fidelity_idle")
+    if idle:
+        verdicts.append(f"\nworker time idle within rungs (joblib, n_jobs=2, digits/batch_norm, budget {CHEAP}: "
+                        "each batch of two waits for its slower trial, then the next proposals are made and "
+                        f"dispatched): {idle['idle_share']:.1%}; per rung " + ", ".join(
+                            f"{x['idle_s']:.1f} s of {2 * x['span_s']:.1f}" for x in idle["rungs"])
+                        + f"; sweep wall {idle['wall_s']:.0f} s")
     return "\n".join(lines + [""] + verdicts)
 
 
