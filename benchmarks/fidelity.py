@@ -205,7 +205,7 @@ def measure(quick: bool, seeds: Sequence[int] = TUNING_SEEDS, workers: int | Non
         cell["seconds"].append(seconds)
     summary = {p: {m: {"median": statistics.median(c["best"]), "worst": max(c["best"]),
                        "epochs": statistics.median(c["epochs"]), "seconds": statistics.median(c["seconds"]),
-                       **c} for m, c in by.items()} for p, by in cells.items()}
+                       "per_seed": c} for m, c in by.items()} for p, by in cells.items()}
     return {"fidelity": summary, "fidelity_seeds": list(seeds), **({} if quick else {"fidelity_idle": barrier_idle()})}
 
 
