@@ -108,10 +108,13 @@ def train(problem: Problem, params: Mapping[str, Any], *extra: str,
     from pipeline.errors import TrainingDiverged
     from pipeline.train import run
 
-    if not GlobalHydra.instance().is_initialized():
-        initialize_config_dir(str(ROOT / "conf"), version_base="1.3")
-    cfg = compose("config", [*problem.overrides, "tracking.enabled=false", "quiet=true",
-                             *problem.space.overrides(dict(params)), *extra])
+    overrides = [*problem.overrides, "tracking.enabled=false", "quiet=true", *problem.space.overrides(dict(params)),
+                 *extra]
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("config", overrides)
+    else:  # Hydra's global state is left as found
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides)
     try:
         return float(run(cfg, verbose=False, on_epoch=on_epoch).objective)
     except TrainingDiverged:

@@ -330,15 +330,15 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model: MLP) -> None:
 # Config sections that are not the trial's parameters: where results go, how progress is shown,
 # and the sweep's sampler (recorded on the sweep's runs). config.yaml keeps everything.
 NOT_PARAMS = ("tracking", "quiet", "sampler")
-CONTINUED = ("trainer.epochs", "trainer.resume_from")  # not params of a run that may be continued
 
 
 def trial_params(cfg: DictConfig) -> dict[str, object]:
-    """The flattened config logged as the MLflow run's params (``optimizer.lr``, ...); with
-    ``trainer.resume_from`` set, without ``trainer.epochs`` (a metric then) and the path."""
+    """The flattened config logged as the MLflow run's params (``optimizer.lr``, ...), without
+    ``trainer.resume_from`` (where the checkpoint lives, not what is trained) and, when that is
+    set, without ``trainer.epochs`` (it grows as the run is continued: a metric then)."""
     continued = cfg.trainer.get("resume_from") is not None
-    return {k: v for k, v in flatten(cfg) if k.split(".", 1)[0] not in NOT_PARAMS
-            and not (continued and k in CONTINUED)}
+    skip = {"trainer.resume_from", *(["trainer.epochs"] if continued else [])}
+    return {k: v for k, v in flatten(cfg) if k.split(".", 1)[0] not in NOT_PARAMS and k not in skip}
 
 
 def summary_line(cfg: DictConfig, chosen: Mapping[str, str], r: Result) -> str:
