@@ -108,6 +108,7 @@ class SweepRunner:
         except BaseException as exc:
             killed = isinstance(exc, KeyboardInterrupt)
             self.lineage.end("KILLED" if killed else "FAILED", f"{type(exc).__name__}: {exc}"[:5000])
+            self._save_status("interrupted" if killed else "failed")
             raise
         summary = self.finish()
         self.lineage.end("FINISHED")

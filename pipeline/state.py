@@ -21,7 +21,7 @@ from pipeline.schedule import Schedule
 class SweepState:
     arguments: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-    status: str = "new"  # running | finished | failed
+    status: str = "new"  # running | finished | stopped (time budget) | interrupted | failed
     parent_run_id: str | None = None
     combo_run_ids: dict[str, str] = field(default_factory=dict)
     resume_command: str = ""

@@ -112,7 +112,8 @@ def job_outcome(job_dir: Path, value: float | None, error: str | None) -> Outcom
 
 def finished_outcome(job_dir: Path, recovered: Outcome | None = None) -> Outcome | None:
     """A job's outcome from its ``result.json``; else ``recovered`` (a finished MLflow run of a
-    process that died before writing the file), which is then written down; ``None``: run it."""
+    process that died before writing the file), which is then written down; ``None``: run it
+    (also when the file says the job was interrupted)."""
     record = read_json(job_dir / RESULT_FILE)
     if record is not None and record.get("status") == "completed":
         return job_outcome(job_dir, float(record["value"]), None)

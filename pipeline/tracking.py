@@ -304,9 +304,11 @@ class MlflowTracker:
         t0 = time.perf_counter()
         try:
             self.flush(tags)
-        finally:
-            self._client.set_terminated(self.run_id, status=status)
-            self.seconds += time.perf_counter() - t0
+        except BaseException:  # e.g. Ctrl-C during the last write: never FINISHED without its metrics
+            self._client.set_terminated(self.run_id, status="KILLED" if status == "FINISHED" else status)
+            raise
+        self._client.set_terminated(self.run_id, status=status)
+        self.seconds += time.perf_counter() - t0
 
 
 def default_tags() -> dict[str, str]:

@@ -1,11 +1,15 @@
 """Wiring of the zoom sweeper: Hydra's settings and objects in, the Hydra-free runner
 (pipeline.runner) out; user errors become one line and an exit code (2 bad input, 3 too many
-failed trials)."""
+failed trials, 130 interrupted by Ctrl-C or SIGTERM)."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +77,35 @@ class ZoomSweeperImpl:
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))
         try:
-            with SweepProgress(runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
-                               quiet=settings.quiet, metric=settings.objective.metric,
-                               rungs=settings.rungs) as runner.progress:
+            with terminate_as_interrupt(), SweepProgress(
+                    runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
+                    quiet=settings.quiet, metric=settings.objective.metric, rungs=settings.rungs) as runner.progress:
                 return runner.run(space)
         except TooManyFailures as exc:
             print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir.results}", file=sys.stderr)
             sys.exit(3)
+        except KeyboardInterrupt:
+            print(f"Interrupted: the trials that finished are kept in {self.sweep_dir.root}; the ones running "
+                  f"will run again. Continue with: {state.resume_command}", file=sys.stderr)
+            sys.exit(130)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) ends the sweep as Ctrl-C does: the running trials
+    are recorded as interrupted, not failed, and the sweep stays resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _named_by_user(exc: ConfigError, config: DictConfig) -> ConfigError:

@@ -16,7 +16,8 @@ from pipeline.sweep_dir import RESULT_FILE
 
 class RecordingTask:
     """Wraps a Hydra task function: after the job, ``result.json`` in its output directory says
-    whether it finished, its return value and its error. Picklable for process launchers."""
+    whether it finished, its return value and its error, or that it was interrupted (Ctrl-C,
+    SIGTERM: not a result, so resume runs the trial again). Picklable for process launchers."""
 
     def __init__(self, task_function: Callable[[Any], Any]) -> None:
         self.task_function = task_function
@@ -29,6 +30,10 @@ class RecordingTask:
         record: dict[str, Any] = {"started": started, "overrides": list(HydraConfig.get().overrides.task)}
         try:
             value = self.task_function(cfg)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: not the trial's fault; resume runs it again
+            record.update(status="interrupted", seconds=time.time() - started)
+            write_json_atomic(out / RESULT_FILE, record)
+            raise
         except BaseException as exc:
             logging.getLogger("pipeline.sweep").error(f"trial {out.name} failed: {type(exc).__name__}: {exc}")
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",

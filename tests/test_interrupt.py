@@ -1,0 +1,75 @@
+"""Ctrl-C and SIGTERM sent to a real sweep process: one line and exit 130, the running trial
+recorded as interrupted (never failed, its MLflow run never FINISHED), and resume ends where an
+uninterrupted sweep ends, with one FINISHED run per trial."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+SMALL = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.importance=false",
+         "hydra.sweeper.plots=false"]
+
+
+APP = Path(__file__).parent / "apps" / "killable" / "app.py"  # python -m pipeline, with a pause at job 3
+
+
+def _args(sweep_dir: Path, uri: str, *extra: str) -> list[str]:
+    return [sys.executable, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}", *SMALL, *extra]
+
+
+def _store(tmp: Path, template: Path, name: str) -> str:
+    shutil.copy(template, tmp / f"{name}.db")
+    return f"sqlite:///{tmp / f'{name}.db'}"
+
+
+def _as_a_terminal_would() -> None:
+    """A background job of a non-interactive shell starts with SIGINT ignored; a terminal's
+    foreground job has the default handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Path, sig: signal.Signals) -> None:
+    ref_dir = tmp_path / "reference"
+    reference = subprocess.run(_args(ref_dir, _store(tmp_path, mlflow_template, "reference")), cwd=tmp_path,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
+    proc = subprocess.Popen(_args(sweep_dir, uri), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_as_a_terminal_would, start_new_session=True,
+                            env={**os.environ, "PIPELINE_PAUSE_AT": "3:2"})
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "3" / "paused").exists() and time.monotonic() < deadline:  # inside trial 3
+        time.sleep(0.01)
+    # Ctrl-C reaches the terminal's whole foreground process group; SIGTERM is sent to the process
+    os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Interrupted: the trials that finished are kept" in err
+    records = [yaml.safe_load(p.read_text()) for p in sweep_dir.glob("*/result.json")]
+    assert all(r["status"] in ("completed", "interrupted") for r in records)
+    assert [r["status"] for r in records].count("interrupted") == 1  # the trial that was running
+    resume = [line for line in err.splitlines() if "Continue with:" in line][0].split("Continue with: ", 1)[1]
+    resumed = subprocess.run(resume.replace("-m pipeline", str(APP), 1), shell=True, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
+    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
+    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))  # one FINISHED run per trial
+    assert all("val_loss" in r.data.metrics for r in finished)
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # nothing FAILED by the interrupt
+    assert sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) == 1  # its first run
