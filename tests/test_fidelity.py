@@ -3,6 +3,7 @@ errors, and a real Hydra sweep whose promoted trials continue their checkpoint a
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,7 @@ def test_a_sweep_killed_mid_rung_resumes_to_the_same_result(tmp_path: Path, mlfl
     """SIGKILL after epoch 2 of a trial promoted from 1 to 3 epochs (job 7), then resume: no
     finished trial trains again, the killed one continues from its checkpoint (its run logs
     each epoch once), and every trial's value equals an uninterrupted sweep's."""
-    app = ROOT / "tests" / "apps" / "killable" / "app.py"
+    faults = str(ROOT / "tests" / "apps" / "faults")  # on PYTHONPATH: PIPELINE_KILL_AT kills at job:epoch
     small = ["model.width=16", "trainer.epochs=9", "hydra.sweeper.fidelity.key=trainer.epochs",
              "hydra.sweeper.fidelity.min=1", "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false",
              "hydra.sweeper.plots=false"]
@@ -162,9 +163,10 @@ def test_a_sweep_killed_mid_rung_resumes_to_the_same_result(tmp_path: Path, mlfl
         if not store.exists():
             shutil.copy(mlflow_template, store)
         uri, sweep_dir = f"sqlite:///{store}", tmp_path / name
-        env = {**__import__("os").environ, "PIPELINE_KILL_AT": kill}
-        proc = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}",
-                               *small, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        env = {**os.environ, "PYTHONPATH": faults, "PIPELINE_KILL_AT": kill}
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep_dir}",
+                               f"tracking.uri={uri}", *small, *extra], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
         return proc, sweep_dir, uri
 
     reference, ref_dir, _ = sweep("reference")
@@ -210,7 +212,7 @@ def test_fidelity_on_process_launchers(tmp_path: Path, mlflow_template: Path, la
                            "hydra.sweeper.fidelity.key=trainer.epochs", "hydra.sweeper.fidelity.min=1",
                            "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false", "hydra.sweeper.plots=false"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     assert proc.returncode == 0, proc.stderr[-4000:]
     trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
     client = MlflowClient(tracking_uri=uri)

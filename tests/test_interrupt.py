@@ -21,11 +21,16 @@ SMALL = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydr
          "hydra.sweeper.plots=false"]
 
 
-APP = Path(__file__).parent / "apps" / "killable" / "app.py"  # python -m pipeline, with a pause at job 3
+FAULTS = str(Path(__file__).parent / "apps" / "faults")  # on PYTHONPATH: PIPELINE_PAUSE_AT pauses a trial
 
 
 def _args(sweep_dir: Path, uri: str, *extra: str) -> list[str]:
-    return [sys.executable, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}", *SMALL, *extra]
+    return [sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}", *SMALL,
+            *extra]
+
+
+def _env(**faults: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([FAULTS, os.environ.get("PYTHONPATH", "")]), **faults}
 
 
 def _store(tmp: Path, template: Path, name: str) -> str:
@@ -48,7 +53,7 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
     proc = subprocess.Popen(_args(sweep_dir, uri), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=_as_a_terminal_would, start_new_session=True,
-                            env={**os.environ, "PIPELINE_PAUSE_AT": "3:2"})
+                            env=_env(PIPELINE_PAUSE_AT="3:2"))
     deadline = time.monotonic() + 300
     while not (sweep_dir / "3" / "paused").exists() and time.monotonic() < deadline:  # inside trial 3
         time.sleep(0.01)
@@ -61,8 +66,7 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     assert all(r["status"] in ("completed", "interrupted") for r in records)
     assert [r["status"] for r in records].count("interrupted") == 1  # the trial that was running
     resume = [line for line in err.splitlines() if "Continue with:" in line][0].split("Continue with: ", 1)[1]
-    resumed = subprocess.run(resume.replace("-m pipeline", str(APP), 1), shell=True, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(resume, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
     assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
@@ -73,3 +77,41 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     assert all("val_loss" in r.data.metrics for r in finished)
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # nothing FAILED by the interrupt
     assert sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) == 1  # its first run
+
+
+def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path: Path, mlflow_template: Path) -> None:
+    """``kill -9`` of the sweeping process while a joblib worker is inside trial 3: the workers
+    exit within seconds (they would otherwise finish the trials they hold and write into job
+    directories the resumed sweep runs again), and resume gives one FINISHED run per trial."""
+    joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    ref_dir = tmp_path / "reference"
+    reference = subprocess.run(_args(ref_dir, _store(tmp_path, mlflow_template, "reference"), *joblib),
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
+    proc = subprocess.Popen(_args(sweep_dir, uri, *joblib), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=_env(PIPELINE_PAUSE_AT="3:2"))
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "3" / "paused").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    alive = True
+    while alive and time.monotonic() < deadline:  # any process left in the sweep's process group?
+        try:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            alive = False
+    assert not alive, "joblib workers outlived the killed sweep"
+    assert not (sweep_dir / "3" / "result.json").exists()
+    resumed = subprocess.run(_args(sweep_dir, uri, *joblib, "hydra.sweeper.resume=true"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
+    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
+    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))

@@ -4,6 +4,9 @@ directory (pipeline.sweep_dir), which resume and the live progress read."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -21,9 +24,14 @@ class RecordingTask:
 
     def __init__(self, task_function: Callable[[Any], Any]) -> None:
         self.task_function = task_function
+        self.sweep = (socket.gethostname(), os.getpid())  # the sweeping process
 
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
+
+        host, pid = self.sweep
+        if os.getpid() != pid and socket.gethostname() == host:  # a worker process of this machine
+            _exit_with(pid)
 
         out = Path(HydraConfig.get().runtime.output_dir)
         started = time.time()
@@ -43,6 +51,28 @@ class RecordingTask:
         record.update(status="completed", value=_as_number(value), seconds=time.time() - started)
         write_json_atomic(out / RESULT_FILE, record)
         return value
+
+
+_WATCHED: set[int] = set()
+
+
+def _exit_with(pid: int, every_s: float = 0.5) -> None:
+    """End this worker process when the sweeping process ``pid`` is gone (``kill -9``, a crash):
+    a trial it would finish is one the resumed sweep runs again, in the same job directory, so
+    it must not finish. Once per worker; checked every ``every_s`` seconds."""
+    if pid in _WATCHED:
+        return
+    _WATCHED.add(pid)
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="sweep-watch", daemon=True).start()
 
 
 def _as_number(value: Any) -> Any:
