@@ -12,7 +12,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -101,6 +101,31 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error:  # busy: this connection keeps SQLite's defaults
         pass
+
+
+_OPENED: set[str] = set()
+
+
+def open_sqlite_store(db: Path, make_client: Callable[[], Any]) -> Any:
+    """A client of SQLite store ``db``; the first in this process is made and used under an
+    exclusive lock on ``<db>.lock``, so creating or migrating a store (MLflow runs alembic when it
+    first opens one) is done by one process at a time. Two sweeps started together on a new store
+    otherwise both create its tables ("table ... already exists"), and an interrupted migration
+    can leave it unusable."""
+    import fcntl
+
+    key = os.path.realpath(db)
+    if key in _OPENED:
+        return make_client()
+    with open(f"{db}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = make_client()
+            client.search_experiments(max_results=1)  # creates or migrates the tables if needed
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _OPENED.add(key)
+    return client
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -193,10 +218,11 @@ class MlflowTracker:
 
         self.import_seconds = time.perf_counter() - t0
         db = sqlite_path(self.uri)
-        if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
-            tune_sqlite_store(db)
-        return MlflowClient(tracking_uri=self.uri)
+        if db is None:
+            return MlflowClient(tracking_uri=self.uri)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        tune_sqlite_store(db)
+        return open_sqlite_store(db, lambda: MlflowClient(tracking_uri=self.uri))
 
     @property
     def client(self) -> Any:
