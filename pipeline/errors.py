@@ -16,6 +16,37 @@ class ConfigError(ValueError):
         return type(self), (self.key, self.value, self.problem)
 
 
+class TrackingUnavailable(ConfigError):
+    """The MLflow server does not answer: bad input before a sweep starts, an infrastructure
+    failure (retried, never a failed trial) once it runs."""
+
+
+class InfrastructureDown(RuntimeError):
+    """Trials kept failing for a reason that is not theirs (the tracking store unreachable or
+    locked) after every retry: the sweep stops, resumable, with nothing recorded as failed."""
+
+
+def infrastructure(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the tracking store, not the
+    trial, failed: a server that does not answer, a connection refused or reset, a SQLite store
+    locked past its busy timeout. Such a trial is run again, never recorded as failed."""
+    seen = 0
+    while exc is not None and seen < 20:
+        name, text = type(exc).__name__, str(exc)
+        if isinstance(exc, (TrackingUnavailable, ConnectionError, TimeoutError)):
+            return True
+        if name in {"OperationalError", "MlflowException"} and ("database is locked" in text
+                                                                 or "unable to open database" in text):
+            return True
+        if name in {"MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"}:
+            return True
+        if name == "MlflowException" and "API request to" in text and (
+                "Max retries exceeded" in text or "Connection" in text or "timed out" in text):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; the trial is recorded as failed."""
 

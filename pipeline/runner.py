@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline import analysis
 from pipeline.atomic import write_yaml_atomic
+from pipeline.errors import InfrastructureDown
 from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
 from pipeline.plan import Search, proposes
@@ -37,6 +38,7 @@ from pipeline.trial import Outcome, Trial
 from pipeline.zoom import write_space
 
 log = logging.getLogger("pipeline.sweep")
+RETRY_WAITS = (5.0, 15.0, 45.0)  # seconds before each relaunch of trials the infrastructure failed
 
 
 class TimeUp(Exception):
@@ -106,9 +108,12 @@ class SweepRunner:
             self._save_status("failed")
             raise
         except BaseException as exc:
-            killed = isinstance(exc, KeyboardInterrupt)
-            self.lineage.end("KILLED" if killed else "FAILED", f"{type(exc).__name__}: {exc}"[:5000])
+            killed = isinstance(exc, (KeyboardInterrupt, InfrastructureDown))
             self._save_status("interrupted" if killed else "failed")
+            try:
+                self.lineage.end("KILLED" if killed else "FAILED", f"{type(exc).__name__}: {exc}"[:5000])
+            except Exception as down:  # the store may be what failed
+                log.warning(f"the sweep's MLflow runs could not be closed: {type(down).__name__}: {down}")
             raise
         summary = self.finish()
         self.lineage.end("FINISHED")
@@ -235,6 +240,25 @@ class SweepRunner:
         return self.numbers.trial(p.index, r, i), trial_name(p.index, self.crossed, r, i), tags
 
     def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Launch ``jobs``; those that failed for the infrastructure's sake (the tracking store
+        down or locked: ``Outcome.retry``) again after each of ``RETRY_WAITS`` seconds, then
+        :class:`InfrastructureDown` (the sweep stops, resumable; nothing recorded as failed)."""
+        outcomes = self._launch_once(jobs)
+        for wait in (*RETRY_WAITS, None):
+            again = [i for i, o in enumerate(outcomes) if o.retry]
+            if not again:
+                return outcomes
+            reason = outcomes[again[0]].error
+            if wait is None:
+                raise InfrastructureDown(f"{len(again)} trial(s) still failing after {len(RETRY_WAITS)} retries for "
+                                         f"a reason that is not theirs: {reason}")
+            log.warning(f"{len(again)} trial(s) could not use the tracking store ({reason}); again in {wait} s")
+            time.sleep(wait)
+            for i, outcome in zip(again, self._launch_once([jobs[i] for i in again]), strict=False):
+                outcomes[i] = outcome
+        return outcomes
+
+    def _launch_once(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Launch ``jobs``; with ``timeout_s``, in slices as wide as the launcher runs at once, none
         started after the deadline (:class:`TimeUp` carries the outcomes so far)."""
         if self.deadline is None or not jobs:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, TrackingUnavailable
 
 DEFAULT_DB = Path("outputs") / "mlflow.db"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
@@ -65,8 +65,9 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         return
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ConfigError("tracking.uri", uri, f"no MLflow server answers at {url} within {timeout:g} s ({reason}); "
-                          "start one (mlflow server ...), fix tracking.uri, or set tracking.enabled=false") from None
+        raise TrackingUnavailable("tracking.uri", uri, f"no MLflow server answers at {url} within {timeout:g} s "
+                                  f"({reason}); start one (mlflow server ...), fix tracking.uri, or set "
+                                  "tracking.enabled=false") from None
 
 
 _FAST_STORES: set[str] = set()

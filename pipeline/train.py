@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import checkpoint
 from pipeline.config import flatten, validate
 from pipeline.data import Dataset
-from pipeline.errors import ConfigError, TrainingDiverged, TrialPruned, TrialTimeout
+from pipeline.errors import ConfigError, TrainingDiverged, TrialPruned, TrialTimeout, infrastructure
 from pipeline.nn import MLP, softmax_cross_entropy
 from pipeline.optim import Optimizer
 from pipeline.progress import EpochProgress
@@ -230,7 +230,9 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
             tracker.end("KILLED", {"failure_reason": "interrupted"})
             raise
         except BaseException as exc:
-            tracker.end("FAILED", {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
+            # the store's fault, not the trial's (the sweep runs it again): KILLED, never FAILED
+            status = "KILLED" if infrastructure(exc) else "FAILED"
+            tracker.end(status, {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
             raise
         tracker.end("FINISHED")
 

@@ -28,6 +28,7 @@ class Outcome:
     job_dir: str | None = None
     run_id: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    retry: bool = False  # failed for the infrastructure's sake (pipeline.errors.infrastructure): run again
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,50 @@ def test_two_sweeps_started_together_on_a_new_store(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=100)
     assert len(runs) == 2 * (1 + 4) and all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_store_locked_past_the_busy_timeout_is_retried_not_failed(tmp_path: Path, mlflow_template: Path) -> None:
+    """Another process holds the SQLite store locked for 26 s while trial 1 runs: its writes
+    time out after MLflow's 20 s, the trial is recorded as unavailable (not failed) and run again
+    after 5 s, and the sweep ends with the values of an undisturbed one."""
+    import os
+    import shutil
+    import sqlite3
+    import time
+
+    import yaml
+
+    faults = str(Path(__file__).parent / "apps" / "faults")
+    args = ["model.width=8", "trainer.epochs=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.importance=false",
+            "hydra.sweeper.plots=false"]
+
+    def sweep(name: str, **env: str) -> tuple[subprocess.Popen, Path, Path]:
+        db = tmp_path / f"{name}.db"
+        shutil.copy(mlflow_template, db)
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={tmp_path / name}",
+                                 f"tracking.uri=sqlite:///{db}", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+        return proc, tmp_path / name, db
+
+    reference, ref_dir, _ = sweep("reference")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-3000:]
+    proc, sweep_dir, db = sweep("locked", PYTHONPATH=faults, PIPELINE_PAUSE_AT="1:1:2")
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "1" / "paused").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lock = sqlite3.connect(db, timeout=60, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    time.sleep(26)
+    lock.execute("COMMIT")
+    lock.close()
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert "1 trial(s) could not use the tracking store" in out + err
+    trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
+    assert [t["value"] for t in trials] == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    assert all(t["error"] is None for t in trials)
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=100)
+    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+    assert sorted(int(r.data.tags["job"]) for r in finished) == [0, 1, 2, 3]
+    assert all(r.info.status != "FAILED" for r in runs)  # the first try of trial 1 is KILLED, not FAILED

@@ -1,6 +1,6 @@
 """Wiring of the zoom sweeper: Hydra's settings and objects in, the Hydra-free runner
 (pipeline.runner) out; user errors become one line and an exit code (2 bad input, 3 too many
-failed trials, 130 interrupted by Ctrl-C or SIGTERM)."""
+failed trials, 4 tracking store unavailable after retries, 130 interrupted by Ctrl-C or SIGTERM)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from hydra_plugins.zoom_sweeper._composer import HydraComposer
 from hydra_plugins.zoom_sweeper._launcher import HydraLauncher
 from hydra_plugins.zoom_sweeper._task import RecordingTask
 from hydra_plugins.zoom_sweeper._warmup import JoblibWarmup
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InfrastructureDown
 from pipeline.lineage import make_lineage
 from pipeline.plan import describe, make_plan
 from pipeline.runner import SweepRunner
@@ -84,6 +84,10 @@ class ZoomSweeperImpl:
         except TooManyFailures as exc:
             print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir.results}", file=sys.stderr)
             sys.exit(3)
+        except InfrastructureDown as exc:
+            print(f"Error: sweep stopped: {exc}. Nothing is lost; when the store is back, continue with: "
+                  f"{state.resume_command}", file=sys.stderr)
+            sys.exit(4)
         except KeyboardInterrupt:
             print(f"Interrupted: the trials that finished are kept in {self.sweep_dir.root}; the ones running "
                   f"will run again. Continue with: {state.resume_command}", file=sys.stderr)

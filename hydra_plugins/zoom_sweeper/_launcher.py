@@ -4,11 +4,13 @@ each ``JobReturn`` into an :class:`pipeline.trial.Outcome` (pipeline.jobs.Launch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from pipeline.errors import infrastructure
 from pipeline.jobs import Job, consecutive
 from pipeline.sweep_dir import job_outcome
 from pipeline.trial import Outcome
@@ -58,4 +60,6 @@ def outcome(ret: JobReturn) -> Outcome:
         except (TypeError, ValueError):
             return make(None, f"return value is not a number: {ret.return_value!r}")
     exc = ret._return_value
+    if infrastructure(exc):
+        return replace(make(None, f"{type(exc).__name__}: {exc}"), retry=True)
     return make(None, f"{type(exc).__name__}: {exc}")

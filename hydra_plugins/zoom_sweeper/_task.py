@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_json_atomic
+from pipeline.errors import infrastructure
 from pipeline.sweep_dir import RESULT_FILE
 
 
@@ -43,6 +44,10 @@ class RecordingTask:
             write_json_atomic(out / RESULT_FILE, record)
             raise
         except BaseException as exc:
+            if infrastructure(exc):  # the store's fault, not the trial's: run it again
+                record.update(status="unavailable", error=f"{type(exc).__name__}: {exc}", seconds=time.time() - started)
+                write_json_atomic(out / RESULT_FILE, record)
+                raise
             logging.getLogger("pipeline.sweep").error(f"trial {out.name} failed: {type(exc).__name__}: {exc}")
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=20), seconds=time.time() - started)

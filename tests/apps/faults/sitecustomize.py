@@ -5,8 +5,9 @@ stage's ``run`` gets an ``on_epoch`` hook:
 
 * ``PIPELINE_KILL_AT=<job number>:<epoch>`` SIGKILLs the process right after that epoch (its
   checkpoint written): the sweeping process itself under Hydra's basic launcher;
-* ``PIPELINE_PAUSE_AT=<job number>:<epoch>`` writes ``paused`` into the job's directory after that
-  epoch and waits there (up to a minute), so a test can act while the trial runs."""
+* ``PIPELINE_PAUSE_AT=<job number>:<epoch>[:<seconds>]`` writes ``paused`` into the job's
+  directory after that epoch and waits there (60 s unless given), so a test can act while the
+  trial runs."""
 
 import os
 
@@ -22,7 +23,7 @@ if os.environ.get("PIPELINE_KILL_AT") or os.environ.get("PIPELINE_PAUSE_AT"):
     def _at(variable: str, epoch: int) -> bool:
         from hydra.core.hydra_config import HydraConfig
 
-        job, _, at = os.environ.get(variable, ":").partition(":")
+        job, at, *_ = (os.environ.get(variable) or ":").split(":")
         return str(HydraConfig.get().job.num) == job and str(epoch) == at
 
     def run(cfg, **kwargs):  # noqa: ANN001, ANN003, ANN202 - pipeline.train.run's signature
@@ -33,7 +34,7 @@ if os.environ.get("PIPELINE_KILL_AT") or os.environ.get("PIPELINE_PAUSE_AT"):
                 os.kill(os.getpid(), signal.SIGKILL)
             if _at("PIPELINE_PAUSE_AT", epoch):
                 (Path(HydraConfig.get().runtime.output_dir) / "paused").touch()
-                time.sleep(60)
+                time.sleep(float((os.environ["PIPELINE_PAUSE_AT"].split(":") + ["60"])[2]))
 
         return _run(cfg, **kwargs, on_epoch=on_epoch)
 
