@@ -8,6 +8,7 @@ test part is for reporting and is never used to choose anything.
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,10 @@ def make_spirals(
                           f"need at least 2 samples per class ({n_classes} classes)")
     if n_classes < 2:
         raise ConfigError("data.n_classes", n_classes, "need at least 2 classes")
-    if noise < 0:
-        raise ConfigError("data.noise", noise, "must be >= 0")
+    if not math.isfinite(noise) or noise < 0:
+        raise ConfigError("data.noise", noise, "must be a finite number >= 0")
+    if not math.isfinite(turns):
+        raise ConfigError("data.turns", turns, "must be a finite number")
     rng = np.random.default_rng(seed)
     y = np.arange(n_samples) % n_classes
     t = rng.uniform(0.0, 1.0, n_samples)
@@ -98,8 +101,12 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError("data.path", path, f"y must be 1-D (samples,), got shape {y.shape}")
     if len(X) != len(y):
         raise ConfigError("data.path", path, f"X and y have different lengths: {len(X)} vs {len(y)}")
-    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
-        raise ConfigError("data.path", path, "X must be numeric and finite")
+    if np.iscomplexobj(X) or not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
+        raise ConfigError("data.path", path, "X must be real, numeric and finite")
+    if np.issubdtype(y.dtype, np.inexact) and not np.all(np.isfinite(y)):
+        raise ConfigError("data.path", path, "y holds NaN or infinite labels")
+    if np.all(X.std(axis=0) == 0):
+        raise ConfigError("data.path", path, "every feature of X is constant: nothing to learn from")
     classes, y_idx = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ConfigError("data.path", path, f"y must contain at least 2 classes, got {classes.tolist()}")

@@ -6,6 +6,7 @@ else reads the raw settings."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -146,7 +147,8 @@ def _tracking(raw: Mapping[str, Any]) -> TrackingSettings:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (``inf`` and ``nan`` are not settings)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive_int(name: str, value: Any) -> None:

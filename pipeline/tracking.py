@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError, TrackingUnavailable
 
 DEFAULT_DB = Path("outputs") / "mlflow.db"
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
+MAX_EXPERIMENT_NAME = 500  # MLflow's experiments.name column
 MAX_BATCH_METRICS = 800  # MLflow takes 1000 entities per log_batch: room for 100 params + tags
 MAX_BATCH_PARAMS = 100
 PROBE_TIMEOUT_S = 5.0
@@ -386,8 +387,11 @@ def make_tracker(
     if uri.startswith(("http://", "https://")):
         probe_server(uri)
     experiment = tracking_cfg.get("experiment")
-    if not experiment or not isinstance(experiment, str):
+    if not isinstance(experiment, str) or not experiment.strip():
         raise ConfigError("tracking.experiment", experiment, "must be a non-empty name")
+    if len(experiment) > MAX_EXPERIMENT_NAME:
+        raise ConfigError("tracking.experiment", experiment[:40] + "...", f"longer than MLflow's "
+                          f"{MAX_EXPERIMENT_NAME} characters ({len(experiment)})")
     interval = tracking_cfg.get("flush_interval_s", 2.0)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
         raise ConfigError("tracking.flush_interval_s", interval, "must be a number >= 0")

@@ -125,6 +125,9 @@ def prepare(cfg: DictConfig) -> Stage:
         raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
                           f"larger than the training set ({n_train} samples of {data.name})")
     model = build_model(cfg, data, np.random.default_rng(seq_init))
+    if cfg.trainer.batch_size < model.min_batch_size:
+        raise ConfigError("trainer.batch_size", cfg.trainer.batch_size, f"below the smallest mini-batch the "
+                          f"normalization takes ({model.min_batch_size})")
     optimizer = build(cfg.optimizer, "optimizer", objects={"params": model.parameters()})
     stage = Stage(data, model, optimizer, tracker, np.random.default_rng(seq_shuffle))
     keep = cfg.trainer.get("resume_from")

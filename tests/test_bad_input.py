@@ -50,6 +50,18 @@ CASES = [
     (["data=npz", "data.path=short.npz"], None, "X and y have different lengths: 10 vs 9"),
     (["normalization.momentum=1.5"], None, "normalization.momentum=1.5: momentum must be in [0, 1)"),
     (["tracking.uri=http://alice:s3cret@127.0.0.1:9"], None, "credentials in the tracking URI are refused"),
+    # passed the check and then failed every trial, or were accepted silently (issue 16)
+    (["trainer.batch_size=choice(1, 64)"], None,
+     "trainer.batch_size=1: below the smallest mini-batch the normalization takes (2)"),
+    (["trainer.batch_size=1"], None, "trainer.batch_size=1: below the smallest mini-batch"),
+    (["data=synthetic", "data.noise=nan"], None, "data.noise=nan: must be a finite number >= 0"),
+    (["data=npz", "data.path=nan_labels.npz"], None, "y holds NaN or infinite labels"),
+    (["data=npz", "data.path=complex.npz"], None, "X must be real, numeric and finite"),
+    (["data=npz", "data.path=constant.npz"], None, "every feature of X is constant"),
+    (["tracking.experiment=' '"], None, "tracking.experiment=' ': must be a non-empty name"),
+    ([f"tracking.experiment={'x' * 501}"], None, "longer than MLflow's 500 characters (501)"),
+    (["hydra.sweeper.timeout_s=inf"], None, "hydra.sweeper.timeout_s=inf: must be a positive number"),
+    (["hydra.sweeper.margin=inf"], None, "hydra.sweeper.margin=inf: must be >= 0"),
 ]
 
 
@@ -63,6 +75,10 @@ def test_sweep_refuses_bad_input_before_anything_runs(tmp_path: Path, overrides:
                                                       expected: str) -> None:
     np.savez(tmp_path / "noX.npz", y=np.zeros(10))
     np.savez(tmp_path / "short.npz", X=np.zeros((10, 2)), y=np.zeros(9))
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    np.savez(tmp_path / "nan_labels.npz", X=X, y=np.r_[np.zeros(20), np.ones(19), np.nan])
+    np.savez(tmp_path / "complex.npz", X=X + 1j, y=np.arange(40) % 2)
+    np.savez(tmp_path / "constant.npz", X=np.ones((40, 3)), y=np.arange(40) % 2)
     extra = []
     if params is not None:
         space = tmp_path / "extra" / "space"
