@@ -12,6 +12,22 @@ from pathlib import Path
 from typing import Any
 
 
+def can_create_in(directory: Path) -> bool:
+    """Whether a directory can be made in ``directory`` (tried and removed at once: permission
+    bits say yes to root on read-only and pseudo file systems)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=directory, prefix=".pipeline-check-"))
+        return True
+    except OSError:
+        return False
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    path = Path(path).absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 

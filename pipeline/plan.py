@@ -83,7 +83,12 @@ def _search(space: SearchSpace, combo: list[str], index: int, crossed: bool, set
     base = [*space.fixed, *combo]
     where = f" (combination {' '.join(combo)})" if combo else ""
     first_values = [f"{_key(d)}={_first_value(d)}" for d in space.dims]
-    cfg, _ = composer.compose(base)
+    cfg, groups = composer.compose(base)
+    for dim in space.dims:
+        group = _key(dim).lstrip("+")
+        if group in groups and not isinstance(dim, Choice):
+            raise ConfigError(dim.key, dim.expression(), f"is a config group{where}: search its options with "
+                              f"choice(...), e.g. choice({groups[group]}, ...)")
     for dim in space.dims:
         if not _key(dim).startswith("+") and OmegaConf.select(cfg, dim.key, default=_ABSENT) is _ABSENT:
             raise ConfigError(dim.key, dim.expression(),

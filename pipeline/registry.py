@@ -58,7 +58,30 @@ def _as_config_error(node: DictConfig, group: str, cause: BaseException) -> Conf
     first = text.split(" ", 1)[0]
     if first in node:
         return ConfigError(f"{group}.{first}", node[first], text)
+    mistyped = _mistyped(node, group)
+    if mistyped is not None:
+        return mistyped
     return ConfigError(group, node.get("_target_"), f"{type(cause).__name__}: {text}")
+
+
+def _mistyped(node: DictConfig, group: str) -> ConfigError | None:
+    """The first value given as text where the constructor's default is a number or a bool
+    (``optimizer.momentum=abc``): what a plugin's ``TypeError`` on comparing it means."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        parameters = inspect.signature(get_class(str(node._target_))).parameters
+    except Exception:  # not importable as a class, or no signature: keep the plugin's message
+        return None
+    for key, value in node.items():
+        default = parameters[key].default if key in parameters else inspect.Parameter.empty
+        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            return ConfigError(f"{group}.{key}", value, "expected a number")
+        if isinstance(value, str) and isinstance(default, bool):
+            return ConfigError(f"{group}.{key}", value, "expected true or false")
+    return None
 
 
 def resolve_callable(path: str | None, key: str) -> Any:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import read_json, write_json_atomic
+from pipeline.atomic import can_create_in, nearest_existing, read_json, write_json_atomic
 from pipeline.errors import ConfigError
 from pipeline.schedule import Schedule
 
@@ -33,6 +33,12 @@ class SweepState:
     def open(cls, path: Path, *, resume: bool, arguments: Sequence[str], params: Mapping[str, Any]) -> SweepState:
         """The state to continue from (``resume``), or a new one; raises :class:`ConfigError`
         when the directory already holds a sweep, or holds none to resume, or another one."""
+        root = path.parent
+        if root.exists() and not root.is_dir():
+            raise ConfigError("hydra.sweep.dir", str(root), "is a file, not a directory")
+        if not root.exists() and not can_create_in(nearest_existing(root)):
+            raise ConfigError("hydra.sweep.dir", str(root), f"cannot be created: {nearest_existing(root)} is not a "
+                              "writable directory")
         saved = read_json(path)
         if not resume:
             if saved is not None:

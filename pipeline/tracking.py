@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from pipeline.atomic import can_create_in, nearest_existing
 from pipeline.errors import ConfigError, TrackingUnavailable
 
 DEFAULT_DB = Path("outputs") / "mlflow.db"
@@ -49,7 +50,35 @@ def resolve_uri(uri: str | None, launch_dir: str | os.PathLike[str] | None = Non
             "(or MLFLOW_TRACKING_TOKEN) in the environment; for a database URI use the "
             "driver's own mechanism (e.g. PGPASSWORD or ~/.pgpass).",
         )
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in URI_SCHEMES:
+        raise ConfigError(key, uri, f"not a tracking URI MLflow can use (schemes: {', '.join(sorted(URI_SCHEMES))})")
+    if scheme in ("postgresql", "mysql", "mssql"):
+        _check_driver(uri, key)
+    db = sqlite_path(uri)
+    if db is not None:
+        existing = nearest_existing(db)
+        if existing != db.absolute() and not can_create_in(existing):
+            raise ConfigError(key, uri, f"the store cannot be created: {existing} is not a writable directory")
+        if db.exists() and (db.is_dir() or not os.access(db, os.R_OK | os.W_OK)):
+            raise ConfigError(key, uri, "not a readable and writable SQLite file")
     return uri
+
+
+URI_SCHEMES = {"sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "file"}
+
+
+def _check_driver(uri: str, key: str) -> None:
+    """The database driver a SQL URI needs is installed (SQLAlchemy's dialect imports it)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(key, uri, f"its database driver is not installed ({exc}); install it (e.g. psycopg2-binary "
+                          "for postgresql, pymysql for mysql+pymysql) or use sqlite:///path") from None
+    except Exception as exc:  # a malformed URL
+        raise ConfigError(key, uri, f"not a valid database URL ({exc})") from None
 
 
 def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:

@@ -62,6 +62,13 @@ CASES = [
     ([f"tracking.experiment={'x' * 501}"], None, "longer than MLflow's 500 characters (501)"),
     (["hydra.sweeper.timeout_s=inf"], None, "hydra.sweeper.timeout_s=inf: must be a positive number"),
     (["hydra.sweeper.margin=inf"], None, "hydra.sweeper.margin=inf: must be >= 0"),
+    (["optimizer.momentum=abc"], None, "optimizer.momentum='abc': expected a number"),
+    (["normalization.eps=abc"], None, "normalization.eps='abc': expected a number"),
+    (["normalization=interval(0, 1)"], None, "is a config group: search its options with choice(...)"),
+    (["tracking.uri=ftp://x/y"], None, "tracking.uri='ftp://x/y': not a tracking URI MLflow can use"),
+    (["tracking.uri=mssql://localhost/db"], None, "its database driver is not installed"),
+    (["tracking.uri=sqlite:////proc/nope/mlflow.db"], None, "the store cannot be created: /proc is not a writable"),
+    (["hydra.sweeper.tracking.uri=ftp://a"], None, "hydra.sweeper.tracking.uri='ftp://a': not a tracking URI"),
 ]
 
 
@@ -121,3 +128,10 @@ def test_unanswered_http_tracking_uri_fails_within_seconds(tmp_path: Path, mode:
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert f"tracking.uri='{uri}': no MLflow server answers at {uri}/health" in proc.stderr
     assert elapsed < 30  # MLflow's own client would retry for minutes
+
+
+def test_a_sweep_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    proc = _run(tmp_path, "-m", f"hydra.sweep.dir={tmp_path / 'afile'}", "tracking.enabled=false")
+    assert proc.returncode == 2 and proc.stderr == f"Error: hydra.sweep.dir='{tmp_path / 'afile'}': is a file, not a " \
+        "directory\n"
