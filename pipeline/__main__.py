@@ -82,7 +82,7 @@ def report_config_errors_in_one_line() -> None:
             try:
                 return func()
             except Exception as exc:
-                error = as_config_error(exc)
+                error = as_config_error(exc) or _malformed_yaml(exc)
                 if error is None:
                     raise
                 print(f"Error: {error}", file=sys.stderr)
@@ -91,6 +91,22 @@ def report_config_errors_in_one_line() -> None:
         return report(guarded)
 
     hydra_utils.run_and_report = run_and_report
+
+
+def _malformed_yaml(exc: BaseException) -> str | None:
+    """``<file>:<line>:<column>: malformed YAML: <problem>`` for a config file YAML cannot parse
+    (the exception or one it was raised from), else ``None``."""
+    import yaml
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, yaml.YAMLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    mark = getattr(cause, "problem_mark", None)
+    where = f"{mark.name}:{mark.line + 1}:{mark.column + 1}: " if mark is not None else ""
+    problem = getattr(cause, "problem", None) or str(cause).splitlines()[0]
+    return f"{where}malformed YAML: {problem}"
 
 
 if __name__ == "__main__":

@@ -135,3 +135,14 @@ def test_a_sweep_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
     proc = _run(tmp_path, "-m", f"hydra.sweep.dir={tmp_path / 'afile'}", "tracking.enabled=false")
     assert proc.returncode == 2 and proc.stderr == f"Error: hydra.sweep.dir='{tmp_path / 'afile'}': is a file, not a " \
         "directory\n"
+
+
+def test_malformed_yaml_in_a_config_dir_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    space = tmp_path / "extra" / "space"
+    space.mkdir(parents=True)
+    (space / "bad.yaml").write_text("# @package hydra.sweeper.params\noptimizer.lr: [interval(0.1, 1)\n")
+    proc = _run(tmp_path, "-m", f"--config-dir={tmp_path / 'extra'}", "+space=bad",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}", "tracking.enabled=false")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"Error: {space / 'bad.yaml'}:3:1: malformed YAML: expected ',' or ']'")
+    assert not (tmp_path / "sweep").exists()
