@@ -124,6 +124,7 @@ def prepare(cfg: DictConfig) -> Stage:
     if cfg.trainer.batch_size > n_train:
         raise ConfigError("trainer.batch_size", cfg.trainer.batch_size,
                           f"larger than the training set ({n_train} samples of {data.name})")
+    _check_memory(cfg, data)
     model = build_model(cfg, data, np.random.default_rng(seq_init))
     if cfg.trainer.batch_size < model.min_batch_size:
         raise ConfigError("trainer.batch_size", cfg.trainer.batch_size, f"below the smallest mini-batch the "
@@ -135,6 +136,31 @@ def prepare(cfg: DictConfig) -> Stage:
         stage.keep, stage.fingerprint = Path(str(keep)), checkpoint.fingerprint(cfg)
         stage.resumed = _restore(cfg, stage)
     return stage
+
+
+def _check_memory(cfg: DictConfig, data: Dataset) -> None:
+    """Refuse a network that cannot fit in memory before building it (numpy would fail on its
+    first weight matrix, or the machine would swap): parameters, gradients and two optimizer
+    buffers, plus the activations of the largest evaluation chunk, against MemAvailable."""
+    width, depth, itemsize = int(cfg.model.width), int(cfg.model.depth), np.dtype(cfg.model.dtype).itemsize
+    params = data.n_features * width + max(depth - 1, 0) * width * width + width * data.n_classes + 3 * depth * width
+    activations = min(len(data.X_train) + len(data.X_val), EVAL_CHUNK) * width * max(depth, 1) * 4
+    need = (4 * params + activations) * itemsize
+    available = _available_memory()
+    if available is not None and need > available:
+        raise ConfigError("model.width", width, f"a {depth} x {width} network needs ~{need / 2**30:.1f} GiB "
+                          f"(weights, gradients, optimizer state, activations), more than the "
+                          f"{available / 2**30:.1f} GiB available")
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _restore(cfg: DictConfig, stage: Stage) -> checkpoint.Checkpoint | None:

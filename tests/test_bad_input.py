@@ -69,6 +69,7 @@ CASES = [
     (["tracking.uri=mssql://localhost/db"], None, "its database driver is not installed"),
     (["tracking.uri=sqlite:////proc/nope/mlflow.db"], None, "the store cannot be created: /proc is not a writable"),
     (["hydra.sweeper.tracking.uri=ftp://a"], None, "hydra.sweeper.tracking.uri='ftp://a': not a tracking URI"),
+    (["model.width=choice(64, 1000000)"], None, "model.width=1000000: a 2 x 1000000 network needs ~"),
 ]
 
 
