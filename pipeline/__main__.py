@@ -31,6 +31,11 @@ def main(cfg: DictConfig) -> float:
             raise  # a sweep records the failed trial and carries on
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except BaseException as exc:  # a failed trial keeps the id of its MLflow run for the sweep's records
+        if getattr(exc, "run_id", None):
+            write_json_atomic(Path(hydra_cfg.runtime.output_dir) / METRICS_FILE, {
+                "objective": None, "metrics": {}, "run_id": exc.run_id})
+        raise
     # the job directory keeps every final metric (held-out test included) for sweeps to read
     write_json_atomic(Path(hydra_cfg.runtime.output_dir) / METRICS_FILE, {
         "objective": result.objective, "metrics": result.metrics, "run_id": result.run_id})

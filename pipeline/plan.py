@@ -100,6 +100,8 @@ def _search(space: SearchSpace, combo: list[str], index: int, crossed: bool, set
                 choice_cfg, _ = composer.compose([*base, *others, f"{_key(dim)}={value}"])
                 if check is not None:
                     check(choice_cfg)
+    if check is not None:  # every dimension at the top of its range at once: the largest network, batch, ...
+        check(composer.compose([*base, *(f"{_key(d)}={_last_value(d)}" for d in space.dims)])[0])
     cfg, choices = composer.compose([*base, *first_values])
     if check is not None:
         check(cfg)
@@ -153,6 +155,20 @@ def _first_value(dim: Dimension) -> str:
     if isinstance(dim, Choice):
         return dim.values[0]
     return str(dim.values[0])
+
+
+def _last_value(dim: Dimension) -> str:
+    """The largest value a dimension proposes: an integer interval's upper bound, the float just
+    below a float interval's (excluded) one, a range's last value, a numeric choice's largest."""
+    import math
+
+    if isinstance(dim, Interval):
+        return str(int(dim.high)) if dim.integer else repr(math.nextafter(float(dim.high), float(dim.low)))
+    values = list(dim.values)
+    try:
+        return str(max(values, key=float))
+    except (TypeError, ValueError):  # not all numbers (e.g. config-group options): each checked on its own
+        return str(values[0])
 
 
 def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | None = None) -> str:

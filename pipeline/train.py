@@ -212,58 +212,70 @@ def run(cfg: DictConfig, *, choices: Mapping[str, str] | None = None, verbose: b
 
     with threadpool_limits(limits=int(cfg.trainer.get("blas_threads", 1) or 1), user_api="blas"):
         stage = prepare(cfg)
-        model, tracker = stage.model, stage.tracker
+        tracker = stage.tracker
         chosen = dict(choices) if choices else choices_from(cfg)
         extra_tags = (cfg.get("tracking") or {}).get("tags") or {}
         tags = tags_for({k: chosen[k] for k in ("data", "normalization", "optimizer") if k in chosen},
                         extra_tags.items())
         history = _start_run(cfg, stage, tags)
-
-        def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            stage.save(history)
-            shown.update(epoch, metrics)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
-
         try:
-            with progress or EpochProgress(cfg.trainer.epochs, enabled=False) as shown:
-                _fit(cfg, model, stage.optimizer, stage.data, tracker, stage.rng, deadline=_deadline(cfg, t_start),
-                     on_epoch=after_epoch, history=history)
-            test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
-            final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
-            ends = {"test_loss": test_loss, "test_acc": test_acc}
-            if stage.keep is not None:
-                ends["epochs"] = float(cfg.trainer.epochs)
-            tracker.log_metrics(ends, step=cfg.trainer.epochs)
-            local = tracker.artifact_dir()
-            if local is not None:  # a file store: write straight into the run's artifacts
-                t0 = time.perf_counter()
-                _write_artifacts(local, cfg, model)
-                tracker.seconds += time.perf_counter() - t0
-            elif tracker.run_id is not None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    _write_artifacts(Path(tmp), cfg, model)
-                    tracker.log_artifacts(Path(tmp))
-        except TrainingDiverged as exc:
-            tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
-                                   "failure_detail": str(exc)})
+            return _train(cfg, stage, history, chosen, on_epoch, progress, verbose, t_start)
+        except BaseException as exc:  # the failed trial's run, for the sweep's records
+            exc.run_id = tracker.run_id  # type: ignore[attr-defined]
             raise
-        except TrialTimeout as exc:
-            tracker.end("FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch,
-                                   "failure_detail": str(exc)})
-            raise
-        except TrialPruned as exc:
-            tracker.end("KILLED", {"pruned": "true", "pruned_epoch": str(exc.epoch), "failure_reason": str(exc)})
-            raise
-        except KeyboardInterrupt:
-            tracker.end("KILLED", {"failure_reason": "interrupted"})
-            raise
-        except BaseException as exc:
-            # the store's fault, not the trial's (the sweep runs it again): KILLED, never FAILED
-            status = "KILLED" if infrastructure(exc) else "FAILED"
-            tracker.end(status, {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
-            raise
-        tracker.end("FINISHED")
+
+
+def _train(cfg: DictConfig, stage: Stage, history: list[dict[str, float]], chosen: Mapping[str, str],
+           on_epoch: Callable[[int, dict[str, float]], None] | None, progress: EpochProgress | None,
+           verbose: bool, t_start: float) -> Result:
+    """:func:`run` after its MLflow run started: the epochs, the test metrics, the artifacts."""
+    model, tracker = stage.model, stage.tracker
+
+    def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        stage.save(history)
+        shown.update(epoch, metrics)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+
+    try:
+        with progress or EpochProgress(cfg.trainer.epochs, enabled=False) as shown:
+            _fit(cfg, model, stage.optimizer, stage.data, tracker, stage.rng, deadline=_deadline(cfg, t_start),
+                 on_epoch=after_epoch, history=history)
+        test_loss, test_acc = evaluate(model, stage.data.X_test, stage.data.y_test)
+        final = {**history[-1], "test_loss": test_loss, "test_acc": test_acc}
+        ends = {"test_loss": test_loss, "test_acc": test_acc}
+        if stage.keep is not None:
+            ends["epochs"] = float(cfg.trainer.epochs)
+        tracker.log_metrics(ends, step=cfg.trainer.epochs)
+        local = tracker.artifact_dir()
+        if local is not None:  # a file store: write straight into the run's artifacts
+            t0 = time.perf_counter()
+            _write_artifacts(local, cfg, model)
+            tracker.seconds += time.perf_counter() - t0
+        elif tracker.run_id is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                _write_artifacts(Path(tmp), cfg, model)
+                tracker.log_artifacts(Path(tmp))
+    except TrainingDiverged as exc:
+        tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
+                               "failure_detail": str(exc)})
+        raise
+    except TrialTimeout as exc:
+        tracker.end("FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch,
+                               "failure_detail": str(exc)})
+        raise
+    except TrialPruned as exc:
+        tracker.end("KILLED", {"pruned": "true", "pruned_epoch": str(exc.epoch), "failure_reason": str(exc)})
+        raise
+    except KeyboardInterrupt:
+        tracker.end("KILLED", {"failure_reason": "interrupted"})
+        raise
+    except BaseException as exc:
+        # the store's fault, not the trial's (the sweep runs it again): KILLED, never FAILED
+        status = "KILLED" if infrastructure(exc) else "FAILED"
+        tracker.end(status, {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
+        raise
+    tracker.end("FINISHED")
 
     objective = float(final[cfg.objective.metric])
     result = Result(

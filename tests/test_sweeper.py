@@ -174,6 +174,8 @@ def test_diverging_trials_are_failed_not_fatal(tmp_path: Path, store: Path) -> N
     rows = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
     assert sum("TrainingDiverged" in (r["error"] or "") for r in rows) == results["failed"]
     assert "failed: TrainingDiverged" in proc.stderr + proc.stdout
+    # trials.yaml names the MLflow run of failed trials too
+    assert {r["mlflow_run_id"] for r in rows if r["error"]} == {r.info.run_id for r in failed}
 
 
 def test_timed_out_trials_fail_and_the_sweep_carries_on(tmp_path: Path, store: Path) -> None:
