@@ -21,6 +21,11 @@ class TrackingUnavailable(ConfigError):
     failure (retried, never a failed trial) once it runs."""
 
 
+class JobBusy(RuntimeError):
+    """Another live process is running this job (its directory's lock names it): the sweep waits
+    and tries again, never runs one trial twice at once."""
+
+
 class InfrastructureDown(RuntimeError):
     """Trials kept failing for a reason that is not theirs (the tracking store unreachable or
     locked) after every retry: the sweep stops, resumable, with nothing recorded as failed."""
@@ -33,7 +38,7 @@ def infrastructure(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 20:
         name, text = type(exc).__name__, str(exc)
-        if isinstance(exc, (TrackingUnavailable, ConnectionError, TimeoutError)):
+        if isinstance(exc, (TrackingUnavailable, JobBusy, ConnectionError, TimeoutError)):
             return True
         if name in {"OperationalError", "MlflowException"} and ("database is locked" in text
                                                                  or "unable to open database" in text):

@@ -241,7 +241,8 @@ class SweepRunner:
 
     def _launch(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Launch ``jobs``; those that failed for the infrastructure's sake (the tracking store
-        down or locked: ``Outcome.retry``) again after each of ``RETRY_WAITS`` seconds, then
+        down or locked, the job directory in use by another live process: ``Outcome.retry``)
+        again after each of ``RETRY_WAITS`` seconds, then
         :class:`InfrastructureDown` (the sweep stops, resumable; nothing recorded as failed)."""
         outcomes = self._launch_once(jobs)
         for wait in (*RETRY_WAITS, None):
@@ -252,7 +253,8 @@ class SweepRunner:
             if wait is None:
                 raise InfrastructureDown(f"{len(again)} trial(s) still failing after {len(RETRY_WAITS)} retries for "
                                          f"a reason that is not theirs: {reason}")
-            log.warning(f"{len(again)} trial(s) could not use the tracking store ({reason}); again in {wait} s")
+            log.warning(f"{len(again)} trial(s) could not run, not for a fault of theirs ({reason}); again in "
+                        f"{wait:g} s")
             time.sleep(wait)
             for i, outcome in zip(again, self._launch_once([jobs[i] for i in again]), strict=False):
                 outcomes[i] = outcome

@@ -7,6 +7,7 @@ and their (atomic) writers and readers. Layout::
       optimization_results.yaml   the result (crossed: the summary over combinations)
       leaderboard.csv  best.yaml  every trial best first; the best trial's full config
       <job>/result.json           written by the recording task when a job ends
+      <job>/.job.lock             "host pid" of the process running the job (removed when it ends)
       <job>/metrics.json          the task's final metrics, if it leaves them (optional)
       zoom/round_<r>.yaml  trials.yaml  importance.yaml  importance.png  plots/
                                   per search: in the sweep directory, or in combo_<i>/ when crossed
@@ -15,15 +16,20 @@ and their (atomic) writers and readers. Layout::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import read_json, write_json_atomic, write_text_atomic, write_yaml_atomic
+from pipeline.errors import JobBusy
 from pipeline.trial import Outcome, Trial
 
 RESULT_FILE = "result.json"
+JOB_LOCK = ".job.lock"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.yaml"
@@ -139,3 +145,45 @@ def write_best_config(job_dir: Path, target: Path) -> None:
     except Exception:
         text = OmegaConf.to_yaml(cfg)
     write_text_atomic(target, f"# full config of the best trial ({job_dir})\n{text}")
+
+
+@contextmanager
+def job_lock(job_dir: Path) -> Iterator[None]:
+    """Own ``job_dir`` while a job runs in it: a lock file naming this host and process. A lock
+    of a live process is :class:`JobBusy` (never two processes in one job); a lock left by a
+    dead process of this host is taken over; another host's lock is respected (its liveness
+    cannot be checked from here: remove the file when that machine is gone)."""
+    path = Path(job_dir) / JOB_LOCK
+    mine = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            held = path.read_text() if path.exists() else ""
+            host, _, pid = held.partition(" ")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)) and path.exists() \
+                    and path.read_text() == held:
+                path.unlink(missing_ok=True)  # a dead process's: take it over
+                continue
+            raise JobBusy(f"job directory {job_dir} is in use by process {pid or '?'} on {host or '?'} "
+                          f"({path})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        break
+    else:
+        raise JobBusy(f"job directory {job_dir}: could not take its lock {path}")
+    try:
+        yield
+    finally:
+        if path.exists() and path.read_text() == mine:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process holds that pid now
+        return False
+    return True

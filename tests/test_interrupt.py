@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,3 +116,31 @@ def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path: Path, mlfl
     runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
     finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
     assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))
+
+
+def test_a_job_directory_owned_by_a_live_process_is_waited_for(tmp_path: Path, mlflow_template: Path) -> None:
+    """Resume meets job 3's directory locked by a live process (this test): the trial is not
+    run beside it but retried after 5 s, once the lock is gone; the stale lock the killed sweep
+    left in another job's directory is taken over. The sweep ends as an uninterrupted one."""
+    ref_dir = tmp_path / "reference"
+    reference = subprocess.run(_args(ref_dir, _store(tmp_path, mlflow_template, "reference")), cwd=tmp_path,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
+    killed = subprocess.run(_args(sweep_dir, uri), cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=_env(PIPELINE_KILL_AT="2:2"))
+    assert killed.returncode == -9 and (sweep_dir / "2" / ".job.lock").exists()  # stale: its process is dead
+    (sweep_dir / "3").mkdir()
+    (sweep_dir / "3" / ".job.lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # alive: this test
+    resumed = subprocess.Popen(_args(sweep_dir, uri, "hydra.sweeper.resume=true"), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in resumed.stdout:  # the lock goes once the sweep said it waits for it
+        seen.append(line)
+        if f"in use by process {os.getpid()}" in line:
+            (sweep_dir / "3" / ".job.lock").unlink()
+    assert resumed.wait(timeout=600) == 0, "".join(seen)[-3000:]
+    assert any("1 trial(s) could not run, not for a fault of theirs (JobBusy" in line for line in seen)
+    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
+    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    assert not list(sweep_dir.glob("*/.job.lock"))

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_json_atomic
-from pipeline.errors import infrastructure
-from pipeline.sweep_dir import RESULT_FILE
+from pipeline.errors import JobBusy, infrastructure
+from pipeline.sweep_dir import RESULT_FILE, job_lock
 
 
 class RecordingTask:
@@ -38,7 +38,10 @@ class RecordingTask:
         started = time.time()
         record: dict[str, Any] = {"started": started, "overrides": list(HydraConfig.get().overrides.task)}
         try:
-            value = self.task_function(cfg)
+            with job_lock(out):  # one live process per job directory (a JobBusy is retried)
+                value = self.task_function(cfg)
+        except JobBusy:  # another live process owns the directory: write nothing into it
+            raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: not the trial's fault; resume runs it again
             record.update(status="interrupted", seconds=time.time() - started)
             write_json_atomic(out / RESULT_FILE, record)
