@@ -105,11 +105,11 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError("data.path", path, "X must be real, numeric and finite")
     if np.issubdtype(y.dtype, np.inexact) and not np.all(np.isfinite(y)):
         raise ConfigError("data.path", path, "y holds NaN or infinite labels")
-    if np.all(X.std(axis=0) == 0):
-        raise ConfigError("data.path", path, "every feature of X is constant: nothing to learn from")
     classes, y_idx = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ConfigError("data.path", path, f"y must contain at least 2 classes, got {classes.tolist()}")
+    if np.all(X.std(axis=0) == 0):
+        raise ConfigError("data.path", path, "every feature of X is constant: nothing to learn from")
     return X.astype(np.float64), y_idx.astype(np.int64)
 
 
