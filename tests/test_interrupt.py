@@ -39,6 +39,19 @@ def _store(tmp: Path, template: Path, name: str) -> str:
     return f"sqlite:///{tmp / f'{name}.db'}"
 
 
+def _same_as_uninterrupted(sweep_dir: Path, ref_dir: Path, uri: str) -> list:
+    """The resumed sweep's trials have the uninterrupted one's values, and its store one FINISHED
+    run (with metrics) per trial; returns every run of the store."""
+    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
+    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
+    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))  # one FINISHED run per trial
+    assert all("val_loss" in r.data.metrics for r in finished)
+    return runs
+
+
 def _as_a_terminal_would() -> None:
     """A background job of a non-interactive shell starts with SIGINT ignored; a terminal's
     foreground job has the default handler."""
@@ -69,13 +82,7 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     resume = [line for line in err.splitlines() if "Continue with:" in line][0].split("Continue with: ", 1)[1]
     resumed = subprocess.run(resume, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
-    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
-    client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
-    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))  # one FINISHED run per trial
-    assert all("val_loss" in r.data.metrics for r in finished)
+    runs = _same_as_uninterrupted(sweep_dir, ref_dir, uri)
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # nothing FAILED by the interrupt
     assert sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) == 1  # its first run
 
@@ -110,12 +117,7 @@ def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path: Path, mlfl
     resumed = subprocess.run(_args(sweep_dir, uri, *joblib, "hydra.sweeper.resume=true"), cwd=tmp_path,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
-    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
-    client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
-    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))
+    _same_as_uninterrupted(sweep_dir, ref_dir, uri)
 
 
 def test_a_job_directory_owned_by_a_live_process_is_waited_for(tmp_path: Path, mlflow_template: Path) -> None:
@@ -141,6 +143,5 @@ def test_a_job_directory_owned_by_a_live_process_is_waited_for(tmp_path: Path, m
             (sweep_dir / "3" / ".job.lock").unlink()
     assert resumed.wait(timeout=600) == 0, "".join(seen)[-3000:]
     assert any("1 trial(s) could not run, not for a fault of theirs (JobBusy" in line for line in seen)
-    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
-    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    _same_as_uninterrupted(sweep_dir, ref_dir, uri)
     assert not list(sweep_dir.glob("*/.job.lock"))
