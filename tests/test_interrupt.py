@@ -145,3 +145,26 @@ def test_a_job_directory_owned_by_a_live_process_is_waited_for(tmp_path: Path, m
     assert any("1 trial(s) could not run, not for a fault of theirs (JobBusy" in line for line in seen)
     _same_as_uninterrupted(sweep_dir, ref_dir, uri)
     assert not list(sweep_dir.glob("*/.job.lock"))
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path, mlflow_template: Path) -> None:
+    """The first Ctrl-C starts the orderly stop; a second one while it runs ends the process at
+    once (exit 130), and what was written so far still resumes."""
+    sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
+    proc = subprocess.Popen(_args(sweep_dir, uri), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_as_a_terminal_would, start_new_session=True,
+                            env=_env(PIPELINE_PAUSE_AT="3:2"))
+    deadline = time.monotonic() + 300
+    while not (sweep_dir / "3" / "paused").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    # 130 from the sweep, or -SIGINT when the second signal lands after Python began to exit
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err
+    assert "Interrupted again: stopping now." in err or "Interrupted: the trials that finished are kept" in err
+    resumed = subprocess.run(_args(sweep_dir, uri, "hydra.sweeper.resume=true"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(yaml.safe_load((sweep_dir / "trials.yaml").read_text())) == 8

@@ -5,6 +5,7 @@ failed trials, 4 tracking store unavailable after retries, 130 interrupted by Ct
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -97,19 +98,34 @@ class ZoomSweeperImpl:
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, a scheduler's stop) ends the sweep as Ctrl-C does: the running trials
-    are recorded as interrupted, not failed, and the sweep stays resumable."""
+    are recorded as interrupted, not failed, and the sweep stays resumable. A second Ctrl-C or
+    SIGTERM while that is being written stops the process at once (exit 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    def now(signum: int, frame: Any) -> None:
+        os.write(2, b"Interrupted again: stopping now.\n")
+        os._exit(130)
+
     def interrupt(signum: int, frame: Any) -> None:
+        for sig in handled:  # until the process ends: the stop is being written
+            signal.signal(sig, now)
+        interrupted.append(signum)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    interrupted: list[int] = []
+
+    # SIGINT only where it is not ignored (a background job of a non-interactive shell ignores it)
+    handled = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None)
+                                  else [])
+    previous = {sig: signal.signal(sig, interrupt) for sig in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not interrupted:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _named_by_user(exc: ConfigError, config: DictConfig) -> ConfigError:
