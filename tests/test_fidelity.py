@@ -193,36 +193,37 @@ def test_a_sweep_killed_mid_rung_resumes_to_the_same_result(tmp_path: Path, mlfl
     assert trial7["continues"] == f"r1-t{int(home.name):02d}" and checkpoint.load(checkpoint.path_in(home)).epoch == 3
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("launcher", [
-    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"],
-], ids=["joblib", "ray"])
-def test_fidelity_on_process_launchers(tmp_path: Path, mlflow_template: Path, launcher: list[str]) -> None:
-    """Trials in other processes (joblib workers, a local Ray instance) continue the checkpoint in
-    their first job directory on this machine's file system: one run per configuration, each
-    epoch once, the checkpoint at the last fidelity the configuration reached."""
-    if "ray" in launcher[0]:
-        pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="install the `ray` extra")
-    store = tmp_path / "mlflow.db"
-    shutil.copy(mlflow_template, store)
-    uri, sweep_dir = f"sqlite:///{store}", tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "-m", *launcher, f"hydra.sweep.dir={sweep_dir}",
-                           f"tracking.uri={uri}", "model.width=16", "trainer.epochs=9",
-                           "hydra.sweeper.fidelity.key=trainer.epochs", "hydra.sweeper.fidelity.min=1",
-                           "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false", "hydra.sweeper.plots=false"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    assert proc.returncode == 0, proc.stderr[-4000:]
+FIDELITY_SWEEP = ["model.width=16", "trainer.epochs=9", "hydra.sweeper.fidelity.key=trainer.epochs",
+                  "hydra.sweeper.fidelity.min=1", "hydra.sweeper.n_trials=10", "hydra.sweeper.importance=false",
+                  "hydra.sweeper.plots=false"]
+
+
+def check_continued(sweep_dir: Path, uri: str) -> None:
+    """A fidelity sweep of ``FIDELITY_SWEEP`` (10 configurations): one MLflow run each, each epoch
+    once, the checkpoint in the configuration's first job directory at the last fidelity reached."""
     trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
     client = MlflowClient(tracking_uri=uri)
-    runs = {t["mlflow_run_id"] for t in trials}
-    assert len(runs) == 10
+    assert len({t["mlflow_run_id"] for t in trials}) == 10
     named = {f"r{t['round']}-t{t['index']:02d}": t for t in trials}
     reached = {t.get("continues") or f"r{t['round']}-t{t['index']:02d}": t for t in trials}  # last record wins
     assert len(reached) == 10
     for name, last in reached.items():
-        home = Path(named[name]["job_dir"])  # the configuration's first trial keeps its checkpoint
+        home = Path(named[name]["job_dir"])
         assert checkpoint.load(checkpoint.path_in(home)).epoch == last["fidelity"]
         steps = [m.step for m in client.get_metric_history(last["mlflow_run_id"], "val_loss")]
         assert sorted(steps) == list(range(1, last["fidelity"] + 1))
+        assert client.get_run(last["mlflow_run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_fidelity_on_joblib(tmp_path: Path, mlflow_template: Path) -> None:
+    """Trials in joblib's worker processes continue the checkpoint in their first job directory
+    (a local Ray instance: tests/test_ray.py)."""
+    store = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, store)
+    uri, sweep_dir = f"sqlite:///{store}", tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                           f"hydra.sweep.dir={sweep_dir}", f"tracking.uri={uri}", *FIDELITY_SWEEP],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    check_continued(sweep_dir, uri)
