@@ -181,7 +181,8 @@ def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | N
     each = f"{len(searches)} search(es) x " if len(searches) > 1 else ""
     plan = settings.rungs.describe() if settings.rungs else schedule.describe()
     lines = [f"Dry run: {each}{plan}" + (f" (each search), {total} in all" if each else "")
-             + f"; {settings.policy.describe(schedule.sizes[-1])}. Nothing launched."]
+             + f"; {settings.policy.describe(schedule.sizes[-1] - schedule.promotions(schedule.rounds))}. "
+             "Nothing launched."]  # a rung's explore draws come from its new trials
     for s in searches:
         lines.append(f"\n[{s.label}] sampler {s.sampler!r}{proposes(s.sampler, batch)}, direction "
                      f"{objective.direction.value}" + (f" of {objective.metric}" if objective.metric else ""))
