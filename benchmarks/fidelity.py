@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.problems import TRAINED, Problem, train
+from benchmarks.search import outcome
 from pipeline.errors import TrialPruned
 from pipeline.fidelity import Fidelity, plan
 from pipeline.schedule import Schedule
@@ -53,17 +54,13 @@ class Counter:
         self.epochs += 1
 
 
-def _outcome(value: float) -> Outcome:
-    return Outcome(value if math.isfinite(value) else None, None if math.isfinite(value) else "diverged")
-
-
 def reference(problem: Problem, seed: int, work: Path) -> tuple[float, int]:
     from plugins.samplers.gp import GPSampler
 
     count = Counter()
 
     def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0) -> list[Outcome]:
-        return [_outcome(train(problem, p, f"trainer.epochs={MAX_EPOCHS}", on_epoch=count)) for p in proposals]
+        return [outcome(train(problem, p, f"trainer.epochs={MAX_EPOCHS}", on_epoch=count)) for p in proposals]
 
     result = search(problem.space, GPSampler(seed), evaluate, schedule=Schedule.plan(BUDGET // MAX_EPOCHS), batch=1)
     return (result.best.value if result.best else math.inf), count.epochs
@@ -80,9 +77,8 @@ def rungs(budget: int) -> Callable[[Problem, int, Path], tuple[float, int]]:
             out = []
             for i, p in enumerate(proposals, start=first):
                 origin = continues[i - first] if continues else None
-                home = work / "r{}-t{:02d}".format(*(origin.origin or (origin.round, origin.index))
-                                                   if origin else (r, i))
-                out.append(_outcome(train(problem, p, f"trainer.epochs={fidelity}", f"trainer.resume_from={home}",
+                home = work / "r{}-t{:02d}".format(*(origin.first if origin else (r, i)))
+                out.append(outcome(train(problem, p, f"trainer.epochs={fidelity}", f"trainer.resume_from={home}",
                                           on_epoch=count)))
             return out
 

@@ -45,7 +45,8 @@ TRAINED_METHODS = ("default (", "trust x0.6, log_random", "random", "Optuna TPE 
                    "Optuna 5 TPE (", "Optuna 5 CMA-ES")
 
 
-def _outcome(value: float) -> Outcome:
+def outcome(value: float) -> Outcome:
+    """A problem's value as a trial's outcome: ``inf`` (a diverged training) is a failed trial."""
     return Outcome(value if math.isfinite(value) else None, None if math.isfinite(value) else "diverged")
 
 
@@ -56,7 +57,7 @@ def _sweep(problem: Problem, sampler: Any, schedule: Schedule, policy: ZoomPolic
     def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0) -> list[Outcome]:
         out = [problem.f(p) for p in proposals]
         values.extend(out)
-        return [_outcome(v) for v in out]
+        return [outcome(v) for v in out]
 
     search(problem.space, sampler, evaluate, schedule=schedule, policy=policy, batch=batch)
     return values

@@ -18,6 +18,7 @@ from pipeline.atomic import write_yaml_atomic
 from pipeline.errors import InfrastructureDown
 from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
+from pipeline.objective import one_fidelity
 from pipeline.plan import Search, proposes
 from pipeline.report import final_report, leaderboard, write_csv
 from pipeline.search import Interval, SearchSpace, quote
@@ -32,7 +33,7 @@ from pipeline.summary import (
     ranked_searches,
     search_results,
 )
-from pipeline.sweep import Round, SearchResult, StopSearch, TooManyFailures, highest_fidelity, search
+from pipeline.sweep import Round, SearchResult, StopSearch, TooManyFailures, search
 from pipeline.sweep_dir import SweepDir, finished_outcome, write_best_config
 from pipeline.trial import Outcome, Trial
 from pipeline.zoom import write_space
@@ -174,8 +175,7 @@ class SweepRunner:
         job_dirs = []
         for i, params in enumerate(proposals, start=first):
             origin = continues[i - first] if continues else None
-            number, name, tags = self._trial_ids(p, r, i, (origin.origin or (origin.round, origin.index))
-                                                 if origin else None)
+            number, name, tags = self._trial_ids(p, r, i, origin.first if origin else None)
             subdir = self.sweep_dir.job_subdir(number, p.index, self.crossed)
             job_dirs.append(self.sweep_dir.job_dir(subdir))
             done = finished_outcome(job_dirs[-1], finished.get(number))
@@ -184,7 +184,7 @@ class SweepRunner:
                 continue
             overrides = p.overrides(dict(params)) + self.lineage.trial_overrides(p, name, number, tags)
             if fidelity is not None:
-                home = self._job_dir(p, *(origin.origin or (origin.round, origin.index))) if origin else job_dirs[-1]
+                home = self._job_dir(p, *origin.first) if origin else job_dirs[-1]
                 overrides += self._fidelity_overrides(fidelity, home)
             jobs.append((i - first, Job(number, subdir, tuple(overrides), name, tags)))
         if first == 0 and self.settings.resume:  # said once per round, also when it runs in batches
@@ -301,7 +301,7 @@ class SweepRunner:
         seed-to-seed spread is the noise floor below which a difference means nothing."""
         s, p = self.settings, out.search
         assert out.result is not None and p.base_seed is not None
-        ranked = s.objective.top(highest_fidelity(out.result.trials), s.final_top)  # values of one fidelity
+        ranked = s.objective.top(one_fidelity(out.result.trials), s.final_top)  # values of one fidelity
         tags = {"round": "final"}
         slots = [(k, seed) for k in range(len(ranked)) for seed in range(1, s.final_seeds + 1)]
         numbers = {slot: self.numbers.seed_rerun(p.index, *slot) for slot in slots}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import History, Objective
+from pipeline.objective import History, Objective, one_fidelity
 from pipeline.sampler import Sampler, propose, uniform
 from pipeline.schedule import Schedule
 from pipeline.search import SearchSpace
@@ -128,7 +128,7 @@ def search(
         # a rung's values are compared with its own fidelity's only
         top = objective.top(trials if rung.fidelity is not None else result.trials + trials, k)
         next_space = policy.apply(space, original, [t.params for t in top], sampler.scale_of) if top else space
-        best = objective.best(highest_fidelity(result.trials + trials))
+        best = objective.best(one_fidelity(result.trials + trials))  # the highest fidelity with a success
         record = Round(r, space, trials, best, next_space, sampler.notes[notes_before:])
         result.rounds.append(record)
         if on_round is not None:
@@ -150,15 +150,6 @@ class Rung:
 
     fidelity: float | None = None
     promoted: list[Trial] = field(default_factory=list)
-
-
-def highest_fidelity(trials: Sequence[Trial]) -> list[Trial]:
-    """The trials at the highest fidelity any successful trial reached (all of them without a
-    fidelity schedule): the ones whose values rank the search."""
-    levels = [t.fidelity for t in trials if t.ok and t.fidelity is not None]
-    if not levels:
-        return list(trials)
-    return [t for t in trials if t.fidelity == max(levels)]
 
 
 def _run_round(r: int, size: int, space: SearchSpace, original: SearchSpace, sampler: Sampler, evaluate: Evaluate,
@@ -208,5 +199,4 @@ def _record(r: int, i: int, params: Mapping[str, Any], outcome: Outcome, fidelit
     trial = Trial.from_outcome(r, i, params, outcome)
     if fidelity is None:
         return trial
-    return replace(trial, fidelity=fidelity, origin=(continues.origin or (continues.round, continues.index))
-                   if continues is not None else None)
+    return replace(trial, fidelity=fidelity, origin=continues.first if continues is not None else None)

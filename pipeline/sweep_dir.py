@@ -161,7 +161,7 @@ def job_lock(job_dir: Path) -> Iterator[None]:
         except FileExistsError:
             held = path.read_text() if path.exists() else ""
             host, _, pid = held.partition(" ")
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)) and path.exists() \
+            if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)) and path.exists() \
                     and path.read_text() == held:
                 path.unlink(missing_ok=True)  # a dead process's: take it over
                 continue
@@ -179,7 +179,8 @@ def job_lock(job_dir: Path) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is running as this user (a pid taken by another user's process: no)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

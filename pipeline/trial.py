@@ -59,6 +59,11 @@ class Trial:
                    dict(outcome.metrics))
 
     @property
+    def first(self) -> tuple[int, int]:
+        """``(round, index)`` of the configuration's first trial: this one, or the one it continues."""
+        return self.origin or (self.round, self.index)
+
+    @property
     def ok(self) -> bool:
         return finite(self.value)
 
@@ -92,5 +97,5 @@ def trial_name(round: int, index: int) -> str:
 def latest(trials: Sequence[Trial]) -> list[Trial]:
     """Each configuration once, at the last trial that trained it (a promoted trial replaces
     the one it continues), in the order of ``trials``."""
-    last = {t.origin or (t.round, t.index): t for t in trials}
-    return [t for t in trials if last[t.origin or (t.round, t.index)] is t]
+    last = {t.first: t for t in trials}
+    return [t for t in trials if last[t.first] is t]

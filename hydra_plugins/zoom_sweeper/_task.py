@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.atomic import write_json_atomic
 from pipeline.errors import JobBusy, infrastructure
-from pipeline.sweep_dir import RESULT_FILE, job_lock
+from pipeline.sweep_dir import RESULT_FILE, alive, job_lock
 
 
 class RecordingTask:
@@ -75,9 +75,7 @@ def _exit_with(pid: int, every_s: float = 0.5) -> None:
     def watch() -> None:
         while True:
             time.sleep(every_s)
-            try:
-                os.kill(pid, 0)
-            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
+            if not alive(pid):  # gone (or its pid reused by another user)
                 os._exit(1)
 
     threading.Thread(target=watch, name="sweep-watch", daemon=True).start()
