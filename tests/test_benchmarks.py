@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert all(key in results for key in KEYS)
     assert results["train_steps_per_s"] > 0 and -1 < results["tracking_share"] < 1  # quick: noisy, not judged
-    assert results["sweep_overhead_ratio"] > 0 and results["parallel_speedup"] > 0
+    # quick mode times 2 and 4 trials once: the overhead slope is noise and can come out negative
+    assert math.isfinite(results["sweep_overhead_ratio"]) and results["parallel_speedup"] > 0
     assert "| speed-up vs PyTorch |" in proc.stdout or results["torch_steps_per_s"] is None
     assert {"branin", "hartmann6"} <= set(results["search"]) and "branin: best regret" in proc.stdout
     assert "parzen, one trial at a time" in results["search"]["branin"]
