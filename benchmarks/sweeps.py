@@ -32,7 +32,8 @@ def _task_seconds(sweep_dir: Path) -> float:
 def _ours(tmp: Path, n: int, *extra: str) -> tuple[float, float]:
     sweep = tmp / f"ours-{n}-{time.monotonic_ns()}"
     wall = _run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep}", f"hydra.sweeper.n_trials={n}",
-                 "hydra.sweeper.rounds=1", "hydra.sweeper.importance=false", "hydra.sweeper.plots=false",
+                 "hydra.sweeper.rounds=1", "hydra.sweeper.fidelity.key=null",  # n equal trials, one round
+                 "hydra.sweeper.importance=false", "hydra.sweeper.plots=false",
                  "hydra.sweeper.quiet=true", *extra], tmp)
     return wall, _task_seconds(sweep)
 

@@ -48,9 +48,17 @@ class Fidelity:
         """What a fidelity counts, for messages: the key's last part (``epochs``)."""
         return (self.key or "fidelity").rsplit(".", 1)[-1]
 
+    @property
+    def climbs(self) -> bool:
+        """More than one rung: ``max / min >= eta``. Below that (e.g. this app with
+        ``trainer.epochs=3``) there is nothing to climb and the sweep runs plain rounds."""
+        return self.on and len(self.levels()) > 1
+
     def levels(self) -> tuple[float, ...]:
-        """The rungs' fidelities, lowest first."""
+        """The rungs' fidelities, lowest first (only ``max`` when ``max / min < eta``)."""
         assert self.min is not None and self.max is not None
+        if self.max <= self.min:
+            return (self.max,)
         k = int(math.floor(math.log(self.max / self.min) / math.log(self.eta) + 1e-9)) + 1
         raw = [self.max / self.eta ** (k - 1 - i) for i in range(k)]
         if isinstance(self.min, int) and isinstance(self.max, int):
@@ -81,15 +89,16 @@ class Fidelity:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
                 raise ConfigError(f"hydra.sweeper.fidelity.{name}", value,
-                                  f"must be a positive number when fidelity.key={out.key} is set")
-        if out.max <= out.min:  # type: ignore[operator]
-            raise ConfigError("hydra.sweeper.fidelity.max", out.max, f"must be above fidelity.min={out.min}")
+                                  f"must be a positive number: the {'least' if name == 'min' else 'most'} "
+                                  f"{out.key} a trial gets (fidelity.key={out.key})")
         if isinstance(out.eta, bool) or not isinstance(out.eta, int) or out.eta < 2:
             raise ConfigError("hydra.sweeper.fidelity.eta", out.eta, "must be an integer >= 2")
-        if len(out.levels()) < 2:
-            raise ConfigError("hydra.sweeper.fidelity.min", out.min, f"leaves one rung: max/min = "
-                              f"{out.max / out.min:g} is below eta={out.eta}; lower min or eta")  # type: ignore
         return out
+
+    def why_flat(self) -> str:
+        """Why a sweep with ``key`` set runs plain rounds (``not climbs``), for the start line."""
+        return (f"fidelity: one rung (max/min = {self.max:g}/{self.min:g} is below eta={self.eta}), so plain "
+                f"rounds, every trial at the task's own {self.key}")
 
 
 @dataclass(frozen=True)

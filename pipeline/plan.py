@@ -126,7 +126,8 @@ def _check_fidelity(settings: SweepSettings, space: SearchSpace, cfg: DictConfig
         return
     if any(d.key == f.key for d in space.dims):
         raise ConfigError("hydra.sweeper.fidelity.key", f.key, "is also a searched parameter; the fidelity "
-                          "schedule sets it (remove it from the search space)")
+                          "schedule sets it (remove it from the search space, or search it without rungs: "
+                          "hydra.sweeper.fidelity.key=null)")
     for name, key in (("key", f.key), ("resume_key", f.resume_key)):
         if key is not None and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
             raise ConfigError(f"hydra.sweeper.fidelity.{name}", key, f"not a key of the task config{where}")
@@ -179,7 +180,8 @@ def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | N
     schedule, objective = settings.schedule, settings.objective
     total = len(searches) * (settings.rungs.started if settings.rungs else schedule.total)
     each = f"{len(searches)} search(es) x " if len(searches) > 1 else ""
-    plan = settings.rungs.describe() if settings.rungs else schedule.describe()
+    plan = settings.rungs.describe() if settings.rungs else \
+        schedule.describe() + (f" ({settings.flat})" if settings.flat else "")
     lines = [f"Dry run: {each}{plan}" + (f" (each search), {total} in all" if each else "")
              + f"; {settings.policy.describe(schedule.sizes[-1] - schedule.promotions(schedule.rounds))}. "
              "Nothing launched."]  # a rung's explore draws come from its new trials

@@ -137,7 +137,7 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        plan = s.rungs.describe() if s.rungs else self.schedule.describe()
+        plan = s.rungs.describe() if s.rungs else self.schedule.describe() + (f" ({s.flat})" if s.flat else "")
         log.info(f"[{p.label}] {plan}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
         try:
             out.result = search(p.space, p.sampler,

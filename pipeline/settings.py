@@ -44,6 +44,7 @@ class SweepSettings:
     schedule: Schedule = Schedule.plan(DEFAULT_N_TRIALS)
     fidelity: Fidelity = Fidelity()
     rungs: RungPlan | None = None  # the fidelity schedule (fidelity.key set): its rounds are the rungs
+    flat: str | None = None  # why a sweep with fidelity.key set has one rung and runs plain rounds
     timeout_s: float | None = None  # no trial starts after this many seconds of the sweep
     batch_size: int | None = None  # an adaptive sampler's proposals at once (None: the launcher's width)
     policy: ZoomPolicy = ZoomPolicy()
@@ -75,11 +76,21 @@ class SweepSettings:
         fidelity = s["fidelity"] = s["fidelity"] if isinstance(s["fidelity"], Fidelity) else \
             Fidelity.from_config(s["fidelity"])
         spend = s.pop("budget")
+        if fidelity.on and not fidelity.climbs:  # nothing to climb: plain rounds, n_trials capped by budget
+            s["flat"], s["fidelity"] = fidelity.why_flat(), Fidelity()
+            if spend is not None:
+                plan_rungs(fidelity, None, spend)  # the same check of the value
+                n_trials = budget[0] if budget[0] is not None else DEFAULT_N_TRIALS
+                budget = (min(n_trials, max(1, int(spend // fidelity.max))), *budget[1:])  # type: ignore[operator]
+                spend = None
+            fidelity = s["fidelity"]
         if fidelity.on:
             for key, value in (("rounds", budget[1]), ("trials_per_round", budget[2])):
                 if value is not None:
+                    Schedule.plan(None, *((value, 1) if key == "rounds" else (1, value)))  # the value checked first
                     raise ConfigError(f"hydra.sweeper.{key}", value, "the rounds of a fidelity sweep are its rungs "
-                                      "(fidelity.min, max, eta); leave it null")
+                                      "(fidelity.min, max, eta); leave it null, or turn the rungs off with "
+                                      "hydra.sweeper.fidelity.key=null")
             n_trials = budget[0] if budget[0] is not None or spend is not None else DEFAULT_N_TRIALS
             if n_trials is not None:
                 Schedule.plan(n_trials)  # the same check of the value

@@ -53,16 +53,29 @@ def test_budget_caps_the_epochs_and_the_binding_limit_is_named() -> None:
     ({"budget": 100}, "hydra.sweeper.budget=100: caps the fidelity spent; set hydra.sweeper.fidelity.key"),
     ({"fidelity": {"key": "trainer.epochs", "min": 2, "max": 20}, "rounds": 3},
      "hydra.sweeper.rounds=3: the rounds of a fidelity sweep are its rungs"),
-    ({"fidelity": {"key": "trainer.epochs", "min": 20, "max": 20}}, "hydra.sweeper.fidelity.max=20: must be above"),
+    ({"fidelity": {"key": "trainer.epochs", "min": 2, "max": 3}, "budget": 2},
+     "hydra.sweeper.budget=2: too small for one configuration"),
     ({"fidelity": {"key": "trainer.epochs", "min": 2, "max": 20, "eta": 1}}, "hydra.sweeper.fidelity.eta=1"),
     ({"fidelity": {"key": "trainer.epochs", "max": 20}}, "hydra.sweeper.fidelity.min=None: must be a positive"),
-    ({"fidelity": {"key": "trainer.epochs", "min": 10, "max": 20}}, "hydra.sweeper.fidelity.min=10: leaves one rung"),
     ({"fidelity": {"key": "e", "min": 1, "max": 9, "rungs": 2}}, "hydra.sweeper.fidelity.rungs=2: not a fidelity"),
 ])
 def test_bad_fidelity_settings_are_one_line_errors(raw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         SweepSettings.from_config(**raw)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 5])
+def test_one_rung_runs_plain_rounds(epochs: int) -> None:
+    """max/min below eta (this app with trainer.epochs=5: 5/2 < 3) leaves nothing to climb: plain
+    rounds by n_trials, rounds settings allowed, a budget caps the trials at budget // max."""
+    fid = {"key": "trainer.epochs", "min": 2, "max": epochs, "eta": 3, "resume_key": "trainer.resume_from"}
+    s = SweepSettings.from_config(n_trials=20, fidelity=fid)
+    assert (s.fidelity.on, s.rungs, s.schedule.sizes, s.schedule.fidelities) == (False, None, (6, 7, 7), ())
+    assert s.flat is not None and f"max/min = {epochs}/2 is below eta=3" in s.flat
+    assert SweepSettings.from_config(n_trials=20, rounds=2, fidelity=fid).schedule.sizes == (10, 10)
+    assert SweepSettings.from_config(budget=10 * epochs, fidelity=fid).schedule.total == 10
+    assert SweepSettings.from_config(n_trials=4, budget=1000, fidelity=fid).schedule.total == 4
 
 
 def test_settings_build_the_rung_schedule() -> None:

@@ -18,7 +18,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
-ARGS = ["hydra.sweeper.n_trials=12", "hydra.sweeper.rounds=2", "trainer.epochs=40", "model.width=64"]
+ARGS = ["hydra.sweeper.n_trials=12", "hydra.sweeper.rounds=2", "hydra.sweeper.fidelity.key=null", "trainer.epochs=40",
+        "model.width=64"]
 
 
 def _cmd(tmp: Path, *extra: str) -> list[str]:

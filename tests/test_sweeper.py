@@ -151,7 +151,10 @@ def test_crossed_values_get_their_own_searches(tmp_path: Path, store: Path) -> N
 def test_dry_run_launches_nothing(tmp_path: Path) -> None:
     proc, sweep_dir, _ = sweep(tmp_path, "hydra.sweeper.dry_run=true", "normalization=batch_norm,none")
     assert proc.returncode == 0, proc.stderr
-    assert "Dry run: 2 search(es) x 4 rounds x 12 trials = 48 trials (each search), 96 in all" in proc.stdout
+    # this app's default: rungs of 2, 7 and 20 epochs, 112 configurations for the 960 epochs of 48 full trials
+    assert ("Dry run: 2 search(es) x 3 rungs (2 epochs: 72 new; 7 epochs: 24 new + 24 promoted; 20 epochs: 16 new "
+            "+ 16 promoted) = 112 configurations, 960 epochs in all (n_trials binds)") in proc.stdout
+    assert "(each search), 224 in all" in proc.stdout
     assert "optimizer.lr: interval(0.0001, 1.0)  [log scale]" in proc.stdout
     assert "optimizer.momentum: tag(log1m, interval(0.5, 0.999))  [log1m scale]" in proc.stdout
     assert not sweep_dir.exists() and not (tmp_path / "mlflow.db").exists()
@@ -181,7 +184,7 @@ def test_diverging_trials_are_failed_not_fatal(tmp_path: Path, store: Path) -> N
 def test_timed_out_trials_fail_and_the_sweep_carries_on(tmp_path: Path, store: Path) -> None:
     proc, sweep_dir, uri = sweep(tmp_path, "trainer.epochs=1000", "model.width=16", "trainer.timeout_s=0.2",
                                  "hydra.sweeper.n_trials=4", "hydra.sweeper.rounds=2",
-                                 "hydra.sweeper.max_failure_rate=1.0", store=store)
+                                 "hydra.sweeper.fidelity.key=null", "hydra.sweeper.max_failure_rate=1.0", store=store)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
     assert len(rows) == 4 and all("TrialTimeout" in r["error"] for r in rows)
@@ -207,7 +210,8 @@ def test_too_many_failures_stop_the_sweep_with_results_kept(tmp_path: Path, stor
 
 
 def test_params_can_be_added_from_the_command_line(tmp_path: Path) -> None:
-    proc, _, _ = sweep(tmp_path, "hydra.sweeper.dry_run=true", "+hydra.sweeper.params.trainer.epochs='choice(1, 2)'")
+    proc, _, _ = sweep(tmp_path, "hydra.sweeper.dry_run=true", "+hydra.sweeper.params.trainer.epochs='choice(1, 2)'",
+                       "hydra.sweeper.fidelity.key=null")  # the epochs searched, not stepped through in rungs
     assert proc.returncode == 0, proc.stderr
     assert "trainer.epochs: choice(1, 2)" in proc.stdout
 
