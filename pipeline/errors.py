@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -32,16 +33,20 @@ class InfrastructureDown(RuntimeError):
 
 
 def infrastructure(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) says the tracking store, not the
-    trial, failed: a server that does not answer, a connection refused or reset, a SQLite store
-    locked past its busy timeout. Such a trial is run again, never recorded as failed."""
+    """Whether ``exc`` (or an exception it was raised from) says the tracking store or the disk,
+    not the trial, failed: a server that does not answer, a connection refused or reset, a SQLite
+    store locked past its busy timeout, a full disk (or quota). Such a trial is run again, never
+    recorded as failed."""
     seen = 0
     while exc is not None and seen < 20:
         name, text = type(exc).__name__, str(exc)
         if isinstance(exc, (TrackingUnavailable, JobBusy, ConnectionError, TimeoutError)):
             return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
         if name in {"OperationalError", "MlflowException"} and ("database is locked" in text
-                                                                 or "unable to open database" in text):
+                                                                 or "unable to open database" in text
+                                                                 or "database or disk is full" in text):
             return True
         if name in {"MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"}:
             return True

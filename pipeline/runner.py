@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline import analysis
 from pipeline.atomic import write_yaml_atomic
-from pipeline.errors import InfrastructureDown
+from pipeline.errors import InfrastructureDown, infrastructure
 from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
 from pipeline.objective import one_fidelity
@@ -109,8 +109,11 @@ class SweepRunner:
             self._save_status("failed")
             raise
         except BaseException as exc:
-            killed = isinstance(exc, (KeyboardInterrupt, InfrastructureDown))
-            self._save_status("interrupted" if killed else "failed")
+            killed = isinstance(exc, (KeyboardInterrupt, InfrastructureDown)) or infrastructure(exc)
+            try:
+                self._save_status("interrupted" if killed else "failed")
+            except OSError as full:  # the disk may be what failed: the state says "running", also resumable
+                log.warning(f"the sweep's state could not be saved: {type(full).__name__}: {full}")
             try:
                 self.lineage.end("KILLED" if killed else "FAILED", f"{type(exc).__name__}: {exc}"[:5000])
             except Exception as down:  # the store may be what failed

@@ -36,6 +36,8 @@ class SweepState:
         root = path.parent
         if root.exists() and not root.is_dir():
             raise ConfigError("hydra.sweep.dir", str(root), "is a file, not a directory")
+        if root.is_dir() and not can_create_in(root):
+            raise ConfigError("hydra.sweep.dir", str(root), "is not writable (permissions or a read-only file system)")
         if not root.exists() and not can_create_in(nearest_existing(root)):
             raise ConfigError("hydra.sweep.dir", str(root), f"cannot be created: {nearest_existing(root)} is not a "
                               "writable directory")

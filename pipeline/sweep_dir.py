@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -161,14 +162,18 @@ def job_lock(job_dir: Path) -> Iterator[None]:
         except FileExistsError:
             held = path.read_text() if path.exists() else ""
             host, _, pid = held.partition(" ")
-            if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)) and path.exists() \
-                    and path.read_text() == held:
+            dead = host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+            if (dead or _nameless(path, held)) and path.exists() and path.read_text() == held:
                 path.unlink(missing_ok=True)  # a dead process's: take it over
                 continue
             raise JobBusy(f"job directory {job_dir} is in use by process {pid or '?'} on {host or '?'} "
                           f"({path})") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(mine)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(mine)
+        except BaseException:  # e.g. a full disk: leave no nameless lock behind
+            path.unlink(missing_ok=True)
+            raise
         break
     else:
         raise JobBusy(f"job directory {job_dir}: could not take its lock {path}")
@@ -177,6 +182,15 @@ def job_lock(job_dir: Path) -> Iterator[None]:
     finally:
         if path.exists() and path.read_text() == mine:
             path.unlink(missing_ok=True)
+
+
+def _nameless(path: Path, held: str, grace_s: float = 10.0) -> bool:
+    """A lock naming no owner and older than ``grace_s``: its writer died between creating and
+    writing it (or could not write: a full disk), so no process holds it."""
+    try:
+        return not held.strip() and time.time() - path.stat().st_mtime > grace_s
+    except FileNotFoundError:
+        return False
 
 
 def alive(pid: int) -> bool:

@@ -329,3 +329,23 @@ def test_a_finished_sweep_extended_with_a_larger_n_trials_adds_rounds(tmp_path: 
         assert results["trials"] == 14 and len(results["rounds"]) == 3
     state = yaml.safe_load((tmp_path / "sweep" / "sweep_state.json").read_text())
     assert state["segments"] == [[4, 4], [6]] and state["status"] == "finished"
+
+
+def test_a_lock_naming_no_owner_is_stale_only_after_a_grace(tmp_path: Path) -> None:
+    """A ``.job.lock`` left empty (its writer died between creating and writing it, or the disk
+    was full) is taken over once older than the grace period; a fresh one is respected."""
+    import time
+
+    from pipeline.errors import JobBusy
+    from pipeline.sweep_dir import JOB_LOCK, job_lock
+
+    lock = tmp_path / JOB_LOCK
+    lock.write_text("")
+    with pytest.raises(JobBusy, match="in use by process \\? on \\?"):
+        with job_lock(tmp_path):
+            pass
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    with job_lock(tmp_path):
+        assert lock.read_text().split(" ")[1] == str(os.getpid())
+    assert not lock.exists()

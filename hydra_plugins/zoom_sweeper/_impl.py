@@ -23,7 +23,7 @@ from hydra_plugins.zoom_sweeper._composer import HydraComposer
 from hydra_plugins.zoom_sweeper._launcher import HydraLauncher
 from hydra_plugins.zoom_sweeper._task import RecordingTask
 from hydra_plugins.zoom_sweeper._warmup import JoblibWarmup
-from pipeline.errors import ConfigError, InfrastructureDown
+from pipeline.errors import ConfigError, InfrastructureDown, infrastructure
 from pipeline.lineage import make_lineage
 from pipeline.plan import describe, make_plan
 from pipeline.runner import SweepRunner
@@ -67,9 +67,13 @@ class ZoomSweeperImpl:
         if state is None:
             print(describe(searches, settings, settings.batch_size or HydraLauncher(self.launcher).parallelism))
             return None
-        self.sweep_dir.root.mkdir(parents=True, exist_ok=True)
-        if not state.resumed:
-            OmegaConf.save(self.config, self.sweep_dir.multirun)
+        try:
+            self.sweep_dir.root.mkdir(parents=True, exist_ok=True)
+            if not state.resumed:
+                OmegaConf.save(self.config, self.sweep_dir.multirun)
+        except OSError as exc:  # e.g. a full disk: nothing has run yet
+            print(f"Error: hydra.sweep.dir={self.sweep_dir.root}: cannot write: {exc}", file=sys.stderr)
+            sys.exit(4)
         commands = Commands(self.config, self.sweep_dir.root)
         state.resume_command = commands.resume()
         log.info(f"If interrupted, continue with: {state.resume_command}")
@@ -93,6 +97,12 @@ class ZoomSweeperImpl:
             print(f"Interrupted: the trials that finished are kept in {self.sweep_dir.root}; the ones running "
                   f"will run again. Continue with: {state.resume_command}", file=sys.stderr)
             sys.exit(130)
+        except Exception as exc:  # the sweep's own writes on a full disk, the store gone between trials
+            if not infrastructure(exc):
+                raise
+            print(f"Error: sweep stopped: {type(exc).__name__}: {exc}. Nothing is lost; when the disk or store is "
+                  f"back, continue with: {state.resume_command}", file=sys.stderr)
+            sys.exit(4)
 
 
 @contextmanager

@@ -47,9 +47,12 @@ class RecordingTask:
             write_json_atomic(out / RESULT_FILE, record)
             raise
         except BaseException as exc:
-            if infrastructure(exc):  # the store's fault, not the trial's: run it again
+            if infrastructure(exc):  # the store's or the disk's fault, not the trial's: run it again
                 record.update(status="unavailable", error=f"{type(exc).__name__}: {exc}", seconds=time.time() - started)
-                write_json_atomic(out / RESULT_FILE, record)
+                try:
+                    write_json_atomic(out / RESULT_FILE, record)
+                except OSError:  # the disk is full: no record reads as "run it again" too
+                    pass
                 raise
             logging.getLogger("pipeline.sweep").error(f"trial {out.name} failed: {type(exc).__name__}: {exc}")
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
