@@ -58,14 +58,20 @@ def _as_a_terminal_would() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Path, sig: signal.Signals) -> None:
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+
+@pytest.mark.parametrize(("sig", "launcher"), [(signal.SIGINT, []), (signal.SIGTERM, []), (signal.SIGINT, JOBLIB)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-joblib"])
+def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Path, sig: signal.Signals,
+                                            launcher: list[str]) -> None:
     ref_dir = tmp_path / "reference"
-    reference = subprocess.run(_args(ref_dir, _store(tmp_path, mlflow_template, "reference")), cwd=tmp_path,
-                               capture_output=True, text=True, timeout=600)
+    reference = subprocess.run(_args(ref_dir, _store(tmp_path, mlflow_template, "reference"), *launcher),
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert reference.returncode == 0, reference.stderr[-3000:]
     sweep_dir, uri = tmp_path / "sweep", _store(tmp_path, mlflow_template, "sweep")
-    proc = subprocess.Popen(_args(sweep_dir, uri), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(_args(sweep_dir, uri, *launcher), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
                             text=True, preexec_fn=_as_a_terminal_would, start_new_session=True,
                             env=_env(PIPELINE_PAUSE_AT="3:2"))
     deadline = time.monotonic() + 300
@@ -78,13 +84,14 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     assert "Traceback" not in err and "Interrupted: the trials that finished are kept" in err
     records = [yaml.safe_load(p.read_text()) for p in sweep_dir.glob("*/result.json")]
     assert all(r["status"] in ("completed", "interrupted") for r in records)
-    assert [r["status"] for r in records].count("interrupted") == 1  # the trial that was running
+    running = 2 if launcher else 1  # the trials running: trial 3 (paused) and, with 2 workers, its neighbour
+    assert 1 <= [r["status"] for r in records].count("interrupted") <= running
     resume = [line for line in err.splitlines() if "Continue with:" in line][0].split("Continue with: ", 1)[1]
     resumed = subprocess.run(resume, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     runs = _same_as_uninterrupted(sweep_dir, ref_dir, uri)
     assert all(r.info.status in ("FINISHED", "KILLED") for r in runs)  # nothing FAILED by the interrupt
-    assert sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) == 1  # its first run
+    assert 1 <= sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) <= running  # first runs
 
 
 def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path: Path, mlflow_template: Path) -> None:

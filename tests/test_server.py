@@ -26,35 +26,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("server")
-    port = _free_port()
+def _start(root: Path, port: int) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1:``port`` over ``root/server.db``, answering /health."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     # its own process group: `mlflow server` starts helper processes that outlive a plain kill
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "art")],
-        cwd=root, stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        cwd=root, stdout=open(root / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    proc = _start(root, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
 
 
 def test_sweep_through_a_tracking_server(server: str, tmp_path: Path) -> None:
@@ -82,3 +91,58 @@ def test_sweep_through_a_tracking_server(server: str, tmp_path: Path) -> None:
         if path.is_file() and path.suffix in {".yaml", ".json", ".log"}:
             assert "s3cret-pw" not in path.read_text(errors="ignore"), path
     assert "s3cret-pw" not in proc.stdout + proc.stderr
+
+
+def test_a_server_restarted_mid_sweep_loses_nothing(tmp_path: Path, mlflow_template: Path) -> None:
+    """The tracking server stops while trial 2 runs and comes back 8 s later: the trial that could
+    not log is launched again (not failed), and the sweep ends with the values of an undisturbed
+    one and one FINISHED run with metrics per trial, read back through the server."""
+    import shutil
+
+    import yaml
+
+    args = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.importance=false",
+            "hydra.sweeper.plots=false"]
+    shutil.copy(mlflow_template, tmp_path / "reference.db")
+    reference = subprocess.run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={tmp_path / 'reference'}",
+                                f"tracking.uri=sqlite:///{tmp_path / 'reference.db'}", *args], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    root = tmp_path / "server"
+    root.mkdir()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start(root, port)
+    faults = str(Path(__file__).parent / "apps" / "faults")
+    # MLflow's HTTP client retries a refused request 7 times over minutes; 2 keeps the test short
+    env = {**os.environ, "PYTHONPATH": faults, "PIPELINE_PAUSE_AT": "2:2:2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                             f"tracking.uri={url}", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "sweep" / "2" / "paused").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _stop(server)
+        time.sleep(8)
+        server = _start(root, port)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _stop(server)
+        server = _start(root, port)  # to read the runs back
+    try:
+        assert proc.returncode == 0, err[-3000:]
+        assert "1 trial(s) could not run, not for a fault of theirs (" in out + err
+        values = [t["value"] for t in yaml.safe_load((tmp_path / "sweep" / "trials.yaml").read_text())]
+        assert values == [t["value"] for t in yaml.safe_load((tmp_path / "reference" / "trials.yaml").read_text())]
+        client, parent, trials = sweep_runs(url)
+        finished = [t for t in trials if t.info.status == "FINISHED"]
+        assert sorted(int(t.data.tags["job"]) for t in finished) == list(range(8))
+        assert all("val_loss" in t.data.metrics for t in finished)
+        assert not [t for t in trials if t.info.status == "FAILED"] and parent.info.status == "FINISHED"
+    finally:
+        _stop(server)
