@@ -50,13 +50,18 @@ def test_default_run_from_another_directory(tmp_path: Path, mlflow_template: Pat
     (["data=npz", "data.path=missing.npz"], "data.path='missing.npz': file not found"),
     (["data=npz"], "data.path='???': required value is missing"),
     (["tracking.uri=http://u:pw@localhost:1"], "MLFLOW_TRACKING_PASSWORD"),
+    # refused by the checks of the training stage (plugins, data, sizes), before the run directory
+    (["optimizer.momentum=abc"], "optimizer.momentum='abc': expected a number"),
+    (["normalization.eps=abc"], "normalization.eps='abc': expected a number"),
+    (["trainer.batch_size=5000"], "trainer.batch_size=5000: larger than the training set"),
+    (["tracking.uri=ftp://x"], "tracking.uri='ftp://x': not a tracking URI MLflow can use"),
 ])
 def test_bad_input_gives_one_clear_message(tmp_path: Path, overrides: list[str], expected: str) -> None:
     proc = pipeline(tmp_path, *overrides)
     assert proc.returncode != 0
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr and "pw@" not in proc.stderr
-    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+    assert not (tmp_path / "outputs").exists()  # no store and no run directory of the refused run
 
 
 @pytest.mark.slow
