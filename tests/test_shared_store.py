@@ -30,7 +30,7 @@ def test_five_sweeps_started_together_on_a_new_store(tmp_path: Path) -> None:
 
 
 def test_a_store_locked_past_the_busy_timeout_is_retried_not_failed(tmp_path: Path, mlflow_template: Path) -> None:
-    """Another process holds the SQLite store locked for 26 s while trial 1 runs: its writes
+    """Another process holds the SQLite store locked for 30 s while trial 1 runs: its writes
     time out after MLflow's 20 s, the trial is recorded as unavailable (not failed) and run again
     after 5 s, and the sweep ends with the values of an undisturbed one."""
     import os
@@ -60,7 +60,7 @@ def test_a_store_locked_past_the_busy_timeout_is_retried_not_failed(tmp_path: Pa
         time.sleep(0.01)
     lock = sqlite3.connect(db, timeout=60, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
-    time.sleep(26)
+    time.sleep(30)
     lock.execute("COMMIT")
     lock.close()
     out, err = proc.communicate(timeout=600)
