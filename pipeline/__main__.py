@@ -14,8 +14,15 @@ from pipeline.atomic import write_json_atomic
 from pipeline.errors import ConfigError
 from pipeline.sweep_dir import METRICS_FILE
 
+# The configs: conf/ beside the package in a checkout (and an editable install), pipeline/conf in
+# an installed wheel (setup.py copies it there).
+# An absolute path: Hydra reads it as a directory however the app was started (`python -m pipeline`
+# or the `pipeline` command, whose module Hydra would otherwise look up as a package).
+_HERE = Path(__file__).resolve().parent
+CONFIG_PATH = str(_HERE.parent / "conf" if (_HERE.parent / "conf" / "config.yaml").is_file() else _HERE / "conf")
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+
+@hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one model; return the objective (``objective.metric``) for sweepers."""
     from pipeline.progress import EpochProgress
@@ -114,7 +121,12 @@ def _malformed_yaml(exc: BaseException) -> str | None:
     return f"{where}malformed YAML: {problem}"
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m pipeline`` and the ``pipeline`` command: the same thing."""
     check_overrides(sys.argv[1:])
     report_config_errors_in_one_line()
     main()
+
+
+if __name__ == "__main__":
+    cli()
