@@ -180,9 +180,7 @@ def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | N
     schedule, objective = settings.schedule, settings.objective
     total = len(searches) * (settings.rungs.started if settings.rungs else schedule.total)
     each = f"{len(searches)} search(es) x " if len(searches) > 1 else ""
-    plan = settings.rungs.describe() if settings.rungs else \
-        schedule.describe() + (f" ({settings.flat})" if settings.flat else "")
-    lines = [f"Dry run: {each}{plan}" + (f" (each search), {total} in all" if each else "")
+    lines = [f"Dry run: {each}{settings.describe_plan(schedule)}" + (f" (each search), {total} in all" if each else "")
              + f"; {settings.policy.describe(schedule.sizes[-1] - schedule.promotions(schedule.rounds))}. "
              "Nothing launched."]  # a rung's explore draws come from its new trials
     for s in searches:

@@ -140,8 +140,7 @@ class SweepRunner:
 
     def _run_search(self, out: Outcomes) -> None:
         s, p = self.settings, out.search
-        plan = s.rungs.describe() if s.rungs else self.schedule.describe() + (f" ({s.flat})" if s.flat else "")
-        log.info(f"[{p.label}] {plan}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
+        log.info(f"[{p.label}] {s.describe_plan(self.schedule)}, {p.sampler!r}{proposes(p.sampler, self.batch_size)}")
         try:
             out.result = search(p.space, p.sampler,
                                 lambda r, proposals, space, first=0, **rung: self._round(p, r, proposals, space,

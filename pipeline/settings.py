@@ -62,6 +62,13 @@ class SweepSettings:
     seed_key: str = "seed"
     tracking: TrackingSettings = TrackingSettings()
 
+    def describe_plan(self, schedule: Schedule) -> str:
+        """The plan of one search for the dry run and the start line: its rungs, or ``schedule``'s
+        rounds (the sweep's, extended on resume) and why a fidelity key gave no rungs."""
+        if self.rungs is not None:
+            return self.rungs.describe()
+        return schedule.describe() + (f" ({self.flat})" if self.flat else "")
+
     @classmethod
     def from_config(cls, **raw: Any) -> SweepSettings:
         """Check and freeze the raw ``hydra.sweeper`` values (plain containers, no DictConfig);
