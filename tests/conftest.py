@@ -120,3 +120,18 @@ def sweep_runs(uri: str, experiment: str = "pipeline") -> tuple:
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return client, parent, trials
+
+
+def trial_values(sweep_dir: Path) -> list:
+    """The value of each trial of a sweep, in order (its ``trials.yaml``)."""
+    import yaml
+
+    return [t["value"] for t in yaml.safe_load((Path(sweep_dir) / "trials.yaml").read_text())]
+
+
+def assert_one_finished_run_per_trial(runs: list, trials: int) -> None:
+    """Among ``runs``, trials 0..``trials``-1 each have exactly one FINISHED run, with its
+    metrics (a trial that ran again may also have a KILLED one)."""
+    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
+    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(trials))
+    assert all("val_loss" in r.data.metrics for r in finished)

@@ -17,6 +17,7 @@ from pipeline import checkpoint
 from pipeline.errors import ConfigError
 from pipeline.fidelity import Fidelity, plan
 from pipeline.settings import SweepSettings
+from tests.conftest import trial_values
 
 EPOCHS = Fidelity("trainer.epochs", 2, 20, 3, "trainer.resume_from")
 
@@ -195,8 +196,7 @@ def test_a_sweep_killed_mid_rung_resumes_to_the_same_result(tmp_path: Path, mlfl
     resumed, _, _ = sweep("killed", "hydra.sweeper.resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {name: (sweep_dir / name / "result.json").stat().st_mtime_ns for name in finished} == finished
-    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
-    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    assert trial_values(sweep_dir) == trial_values(ref_dir)
     client = MlflowClient(tracking_uri=uri)
     trial7 = next(t for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())
                   if t["job_dir"].endswith("/7"))

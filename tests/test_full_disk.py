@@ -16,6 +16,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import assert_one_finished_run_per_trial, trial_values
+
 pytestmark = pytest.mark.slow
 FAULTS = str(Path(__file__).parent / "apps" / "faults")  # PIPELINE_PAUSE_AT pauses trial 3 at epoch 2
 ARGS = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.importance=false",
@@ -72,17 +74,24 @@ def reference(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -
                            f"tracking.uri=sqlite:///{root / 'mlflow.db'}", *ARGS], cwd=root, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return [t["value"] for t in yaml.safe_load((root / "sweep" / "trials.yaml").read_text())]
+    return trial_values(root / "sweep")
+
+
+def _in_namespace(script: str, tmp: Path, **env: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run ``script`` with bash in a private mount namespace, ``$M`` an empty directory under
+    ``tmp`` to mount on and ``$PY`` this interpreter; returns the process and ``$M``."""
+    mnt = tmp / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["unshare", "-m", "bash", "-c", script], cwd=tmp, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "M": str(mnt), "PY": sys.executable, **env})
+    return proc, mnt
 
 
 def _full_disk(tmp: Path, template: Path, then: str) -> Path:
-    out, mnt = tmp / "out", tmp / "mnt"
+    out = tmp / "out"
     out.mkdir()
-    mnt.mkdir()
-    env = {**os.environ, "M": str(mnt), "OUT": str(out), "TEMPLATE": str(template), "FAULTS": FAULTS,
-           "PY": sys.executable, "ARGS": " ".join(ARGS), "THEN": then}
-    proc = subprocess.run(["unshare", "-m", "bash", "-c", SCRIPT], env=env, cwd=tmp, capture_output=True, text=True,
-                          timeout=900)
+    proc, _ = _in_namespace(SCRIPT, tmp, OUT=str(out), TEMPLATE=str(template), FAULTS=FAULTS, ARGS=" ".join(ARGS),
+                            THEN=then)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int((out / "free_kb").read_text()) == 0  # the disk was full
     return out
@@ -93,9 +102,7 @@ def _nothing_lost(out: Path, reference: list[float]) -> None:
     assert [t["value"] for t in trials] == reference and all(t["error"] is None for t in trials)
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
-    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))  # one FINISHED run per trial
-    assert all("val_loss" in r.data.metrics for r in finished)
+    assert_one_finished_run_per_trial(runs, 8)
     assert not [r for r in runs if r.info.status == "FAILED"]  # the full disk failed no trial
 
 
@@ -120,17 +127,13 @@ def test_a_disk_that_stays_full_stops_the_sweep_resumable(tmp_path: Path, mlflow
     _nothing_lost(out, reference)
 
 
+@needs_namespace
 def test_a_full_disk_at_the_start_is_one_line(tmp_path: Path) -> None:
     """No byte free where the sweep directory would go: one line, exit 4, nothing run."""
-    if not _namespace_works():
-        pytest.skip("needs root and unshare -m (a private tmpfs)")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
     script = ('mount -t tmpfs -o size=1m tmpfs "$M" && dd if=/dev/zero of="$M/filler" bs=64k count=64 2>/dev/null; '
               '"$PY" -m pipeline -m "hydra.sweep.dir=$M/sweep" tracking.enabled=false trainer.epochs=2 '
               'hydra.sweeper.n_trials=2')
-    proc = subprocess.run(["unshare", "-m", "bash", "-c", script], env={**os.environ, "M": str(mnt),
-                          "PY": sys.executable}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc, mnt = _in_namespace(script, tmp_path)
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert proc.stderr.startswith(f"Error: hydra.sweep.dir={mnt / 'sweep'}: cannot write: ")
     assert "No space left on device" in proc.stderr and proc.stderr.count("\n") == 1
@@ -140,17 +143,13 @@ def test_a_full_disk_at_the_start_is_one_line(tmp_path: Path) -> None:
     ("", "is not writable (permissions or a read-only file system)"),
     ("/sweep", "cannot be created: {mnt} is not a writable directory"),
 ])
+@needs_namespace
 def test_a_read_only_sweep_directory_is_refused_up_front(tmp_path: Path, where: str, message: str) -> None:
     """The sweep directory (or where it would be made) on a read-only mount: refused before
     anything runs, as one line with exit code 2 (as root, permission bits would not stop it)."""
-    if not _namespace_works():
-        pytest.skip("needs root and unshare -m (a private tmpfs)")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
     script = ('mount -t tmpfs -o size=1m tmpfs "$M" && mount -o remount,ro "$M" && '
               f'"$PY" -m pipeline -m "hydra.sweep.dir=$M{where}" tracking.enabled=false trainer.epochs=2 '
               'hydra.sweeper.n_trials=2')
-    proc = subprocess.run(["unshare", "-m", "bash", "-c", script], env={**os.environ, "M": str(mnt),
-                          "PY": sys.executable}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc, mnt = _in_namespace(script, tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr == f"Error: hydra.sweep.dir='{mnt}{where}': {message.format(mnt=mnt)}\n"

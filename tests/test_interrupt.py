@@ -17,6 +17,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import assert_one_finished_run_per_trial, trial_values
+
 pytestmark = pytest.mark.slow
 SMALL = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.importance=false",
          "hydra.sweeper.plots=false"]
@@ -42,13 +44,10 @@ def _store(tmp: Path, template: Path, name: str) -> str:
 def _same_as_uninterrupted(sweep_dir: Path, ref_dir: Path, uri: str) -> list:
     """The resumed sweep's trials have the uninterrupted one's values, and its store one FINISHED
     run (with metrics) per trial; returns every run of the store."""
-    values = [t["value"] for t in yaml.safe_load((sweep_dir / "trials.yaml").read_text())]
-    assert values == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    assert trial_values(sweep_dir) == trial_values(ref_dir)
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=1000)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
-    assert sorted(int(r.data.tags["job"]) for r in finished) == list(range(8))  # one FINISHED run per trial
-    assert all("val_loss" in r.data.metrics for r in finished)
+    assert_one_finished_run_per_trial(runs, 8)
     return runs
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sweep_runs
+from tests.conftest import assert_one_finished_run_per_trial, sweep_runs, trial_values
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,6 @@ def test_a_server_restarted_mid_sweep_loses_nothing(tmp_path: Path, mlflow_templ
     one and one FINISHED run with metrics per trial, read back through the server."""
     import shutil
 
-    import yaml
 
     args = ["model.width=16", "trainer.epochs=4", "hydra.sweeper.n_trials=8", "hydra.sweeper.importance=false",
             "hydra.sweeper.plots=false"]
@@ -137,12 +136,9 @@ def test_a_server_restarted_mid_sweep_loses_nothing(tmp_path: Path, mlflow_templ
     try:
         assert proc.returncode == 0, err[-3000:]
         assert "1 trial(s) could not run, not for a fault of theirs (" in out + err
-        values = [t["value"] for t in yaml.safe_load((tmp_path / "sweep" / "trials.yaml").read_text())]
-        assert values == [t["value"] for t in yaml.safe_load((tmp_path / "reference" / "trials.yaml").read_text())]
+        assert trial_values(tmp_path / "sweep") == trial_values(tmp_path / "reference")
         client, parent, trials = sweep_runs(url)
-        finished = [t for t in trials if t.info.status == "FINISHED"]
-        assert sorted(int(t.data.tags["job"]) for t in finished) == list(range(8))
-        assert all("val_loss" in t.data.metrics for t in finished)
+        assert_one_finished_run_per_trial(trials, 8)
         assert not [t for t in trials if t.info.status == "FAILED"] and parent.info.status == "FINISHED"
     finally:
         _stop(server)

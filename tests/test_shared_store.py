@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import assert_one_finished_run_per_trial, trial_values
+
 pytestmark = pytest.mark.slow
 
 
@@ -67,10 +69,9 @@ def test_a_store_locked_past_the_busy_timeout_is_retried_not_failed(tmp_path: Pa
     assert proc.returncode == 0, err[-3000:]
     assert "1 trial(s) could not run, not for a fault of theirs (" in out + err and "database is locked" in out + err
     trials = yaml.safe_load((sweep_dir / "trials.yaml").read_text())
-    assert [t["value"] for t in trials] == [t["value"] for t in yaml.safe_load((ref_dir / "trials.yaml").read_text())]
+    assert [t["value"] for t in trials] == trial_values(ref_dir)
     assert all(t["error"] is None for t in trials)
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("pipeline").experiment_id], max_results=100)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "job" in r.data.tags]
-    assert sorted(int(r.data.tags["job"]) for r in finished) == [0, 1, 2, 3]
+    assert_one_finished_run_per_trial(runs, 4)
     assert all(r.info.status != "FAILED" for r in runs)  # the first try of trial 1 is KILLED, not FAILED
