@@ -3,12 +3,15 @@ contract test pointed at its directory (docs/plugins.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import trial_values
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +37,19 @@ class Scale(Normalization):
 '''
 
 
-def test_external_normalization_plugin(tmp_path: Path) -> None:
+def _project(tmp_path: Path) -> Path:
+    """A user's project beside the repository: a Scale normalization and its YAML under conf/."""
     project = tmp_path / "my_project"
     (project / "my_plugins").mkdir(parents=True)
     (project / "my_plugins" / "__init__.py").write_text("")
     (project / "my_plugins" / "scale.py").write_text(SCALE)
     (project / "conf" / "normalization").mkdir(parents=True)
     (project / "conf" / "normalization" / "scale.yaml").write_text("_target_: my_plugins.scale.Scale\ninit: 1.0\n")
+    return project
+
+
+def test_external_normalization_plugin(tmp_path: Path) -> None:
+    project = _project(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(project), "HYDRA_FULL_ERROR": "0"}
     run = subprocess.run([sys.executable, "-m", "pipeline", "hydra.searchpath=[file://conf]", "normalization=scale",
                           "tracking.enabled=false", "trainer.epochs=2"],
@@ -55,3 +64,36 @@ def test_external_normalization_plugin(tmp_path: Path) -> None:
     assert contract.returncode == 0, contract.stdout[-3000:]
     assert "test_gradients_against_finite_differences[scale-True] PASSED" in contract.stdout
     assert "batch_norm" not in contract.stdout
+
+
+def test_reproduce_and_resume_commands_work_from_another_directory(tmp_path: Path) -> None:
+    """The sweep's commands carry the relative ``hydra.searchpath=[file://conf]`` as an absolute
+    path, so the stored reproduce command and the resume command run from anywhere."""
+    import shlex
+
+    import yaml
+
+    project, elsewhere, sweep = _project(tmp_path), tmp_path / "elsewhere", tmp_path / "sweep"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(project), "HYDRA_FULL_ERROR": "0"}
+    run = subprocess.run([sys.executable, "-m", "pipeline", "-m", "hydra.searchpath=[file://conf]",
+                          "normalization=scale", "tracking.enabled=false", "trainer.epochs=1",
+                          "hydra.sweeper.n_trials=2", "hydra.sweeper.fidelity.key=null", "hydra.sweeper.plots=false",
+                          "hydra.sweeper.importance=false", f"hydra.sweep.dir={sweep}"],
+                         cwd=project, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reproduce = yaml.safe_load((sweep / "optimization_results.yaml").read_text())["reproduce"]
+    assert f"hydra.searchpath=[file://{project / 'conf'}]" in reproduce
+    assert f"Reproduce: {reproduce}" in run.stdout
+    args = shlex.split(reproduce)
+    assert args[:3] == ["python", "-m", "pipeline"]
+    again = subprocess.run([sys.executable, *args[1:]], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "digits/scale/sgd | 1 epochs" in again.stdout
+    resume = shlex.split(json.loads((sweep / "sweep_state.json").read_text())["resume_command"])
+    assert f"hydra.searchpath=[file://{project / 'conf'}]" in resume
+    resumed = subprocess.run([sys.executable, *resume[1:]], cwd=elsewhere, capture_output=True, text=True,
+                             timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert trial_values(sweep)[0] is not None and len(trial_values(sweep)) == 2
