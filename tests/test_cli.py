@@ -79,3 +79,23 @@ def test_quiet_single_run_prints_only_the_summary(tmp_path: Path) -> None:
     proc = pipeline(tmp_path, "quiet=true", "trainer.epochs=2", "tracking.enabled=false")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") == 1 and "digits/batch_norm/sgd" in proc.stdout
+
+
+def test_shell_completion_of_the_pipeline_command(tmp_path: Path) -> None:
+    """Hydra's bash completion, installed for the ``pipeline`` console command as its docs say
+    (``eval "$(pipeline -sc install=bash)"``), completes config groups and keys of this app."""
+    command = Path(sys.executable).parent / "pipeline"
+    assert command.exists(), "the pipeline console command is installed beside python"
+    script = '''eval "$(pipeline -sc install=bash)"
+    for line in "pipeline normalization=" "pipeline optimizer.l" "pipeline hydra/sweeper=pip"; do
+        COMP_LINE="$line"; COMP_POINT=${#line}; COMP_CWORD=1
+        hydra_bash_completion; echo "${COMPREPLY[*]}"
+    done'''
+    env = {**os.environ, "PATH": f"{command.parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "normalization=batch_norm normalization=layer_norm normalization=none",
+        "optimizer.lr=",
+        "hydra/sweeper=pipeline_optuna hydra/sweeper=pipeline_zoom",
+    ]
