@@ -14,8 +14,11 @@ from pipeline.search import Choice, Interval
 
 
 def _pyplot() -> Any:
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # not its one-time font-cache note
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

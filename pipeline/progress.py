@@ -19,10 +19,14 @@ from pipeline.atomic import read_json
 from pipeline.sweep_dir import RESULT_FILE
 
 log = logging.getLogger("pipeline.progress")
-# Loggers that print one line per launched job; the live display replaces them on a terminal.
+# Loggers that print one line per launched job (with every internal override): shown only when
+# the sweep is verbose.
 LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
                     "hydra_plugins.hydra_joblib_launcher._core",
                     "hydra_plugins.hydra_ray_launcher._core")
+# The sweep's own information lines (plan, rounds, failed trials): off a terminal they are the
+# record of the sweep; on one the live status says the same, so only warnings are shown above it.
+SWEEP_LOGGERS = ("pipeline.sweep", "pipeline.progress", "hydra_plugins.zoom_sweeper")
 
 
 def is_terminal() -> bool:
@@ -67,18 +71,20 @@ class SweepProgress(AbstractContextManager):
     """Round r/R, trials done/N, failures and the best value so far with its params.
 
     ``watch(label, round, job_dirs, params)`` starts counting a round's ``result.json`` files;
-    ``finish_round()`` stops. On a terminal a rich live line sits below the output (the
-    launchers' per-job log lines are silenced and log records are printed above it); elsewhere
-    each finished trial gives one log line."""
+    ``finish_round()`` stops. On a terminal a rich live line sits below the output and only
+    warnings are printed above it; elsewhere each finished trial gives one ``progress:`` line.
+    ``quiet``: nothing but warnings; ``verbose``: the launchers' per-job lines too (they are
+    silenced otherwise)."""
 
-    def __init__(self, total: int, rounds: int, direction: str, *, quiet: bool = False, live: bool | None = None,
-                 metric: str | None = None, poll_s: float = 0.5, rungs: Any = None) -> None:
+    def __init__(self, total: int, rounds: int, direction: str, *, quiet: bool = False, verbose: bool = False,
+                 live: bool | None = None, metric: str | None = None, poll_s: float = 0.5,
+                 rungs: Any = None) -> None:
         self.total, self.rounds, self.direction, self.metric = total, rounds, direction, metric or "objective"
         # a fidelity sweep (pipeline.fidelity.RungPlan): rungs, their fidelity, the budget spent so far
         self.rungs, self.spent = rungs, 0.0
         self._cost: dict[Path, float] = {}
         self._best_fidelity: float = float("-inf")
-        self.quiet = quiet
+        self.quiet, self.verbose = quiet, verbose
         self.live = is_terminal() if live is None else live
         self.poll_s = poll_s
         self.done = 0
@@ -112,17 +118,19 @@ class SweepProgress(AbstractContextManager):
         return text
 
     def __enter__(self) -> SweepProgress:
+        quieter = [*(LAUNCHER_LOGGERS if not self.verbose else ()),
+                   *(SWEEP_LOGGERS if self.quiet or (self.live and not self.verbose) else ())]
+        for name in quieter:
+            logger = logging.getLogger(name)
+            level = logger.level
+            logger.setLevel(logging.WARNING)
+            self._restore.append(lambda logger=logger, level=level: logger.setLevel(level))
         if self.quiet or not self.live:
             return self
         from rich.console import Console
         from rich.live import Live
 
-        for name in LAUNCHER_LOGGERS:
-            logger = logging.getLogger(name)
-            level = logger.level
-            logger.setLevel(logging.WARNING)
-            self._restore.append(lambda logger=logger, level=level: logger.setLevel(level))
-        self._live = Live(self.status(), console=Console(stderr=True), refresh_per_second=4, transient=False,
+        self._live = Live(self._line(), console=Console(stderr=True), refresh_per_second=4, transient=False,
                           redirect_stdout=True, redirect_stderr=True)
         self._live.__enter__()
         # log handlers hold the real streams: point them at the live display's proxies meanwhile
@@ -133,17 +141,29 @@ class SweepProgress(AbstractContextManager):
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop counting and leave the last status on screen; the terminal is the caller's again."""
         self._stop_thread()
         if self._live is not None:
-            self._live.update(self.status())
-            for restore in reversed(self._restore):
-                restore()
-            self._live.__exit__(*exc)
+            self._live.update(self._line())
+        for restore in reversed(self._restore):
+            restore()
+        self._restore.clear()
+        if self._live is not None:
+            self._live.stop()
             self._live = None
+
+    def _line(self) -> Any:
+        """The live status as one row, cut with an ellipsis at the terminal's width."""
+        from rich.text import Text
+
+        return Text(self.status(), no_wrap=True, overflow="ellipsis")
 
     def _show(self) -> None:
         if self._live is not None:
-            self._live.update(self.status())
+            self._live.update(self._line())
 
     # --- counting -------------------------------------------------------------------------
 

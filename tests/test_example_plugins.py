@@ -68,4 +68,4 @@ def test_both_work_in_a_sweep(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert results["sampler"] == "sobol" and results["trials"] == 8 and results["failed"] == 0
-    assert "digits/layer_norm/sgd" in proc.stdout
+    assert "digits/layer_norm/sgd" in (tmp_path / "sweep" / "0" / "__main__.log").read_text()  # the job's output

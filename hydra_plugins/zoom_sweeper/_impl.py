@@ -43,8 +43,9 @@ class ZoomSweeperImpl:
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
         self.config = config
+        self.task = RecordingTask(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=RecordingTask(task_function), config=config)
+            hydra_context=hydra_context, task_function=self.task, config=config)
         self.sweep_dir = SweepDir(Path(config.hydra.sweep.dir))
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -76,7 +77,7 @@ class ZoomSweeperImpl:
             sys.exit(4)
         commands = Commands(self.config, self.sweep_dir.root)
         state.resume_command = commands.resume()
-        log.info(f"If interrupted, continue with: {state.resume_command}")
+        self.task.capture_output = not settings.verbose
         from pipeline.progress import SweepProgress
 
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
@@ -84,7 +85,9 @@ class ZoomSweeperImpl:
         try:
             with terminate_as_interrupt(), SweepProgress(
                     runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
-                    quiet=settings.quiet, metric=settings.objective.metric, rungs=settings.rungs) as runner.progress:
+                    quiet=settings.quiet, verbose=settings.verbose, metric=settings.objective.metric,
+                    rungs=settings.rungs) as runner.progress:
+                log.info(f"If interrupted, continue with: {state.resume_command}")
                 return runner.run(space)
         except TooManyFailures as exc:
             print(f"Error: sweep stopped: {exc}. Results so far: {self.sweep_dir.results}", file=sys.stderr)

@@ -1,15 +1,18 @@
 """The recording task: wraps the app's task function so each job leaves ``result.json`` in its
-directory (pipeline.sweep_dir), which resume and the live progress read."""
+directory (pipeline.sweep_dir), which resume and the live progress read, and, unless the sweep
+is verbose, writes what the job prints to the log file in that directory instead of the terminal."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ class RecordingTask:
     def __init__(self, task_function: Callable[[Any], Any]) -> None:
         self.task_function = task_function
         self.sweep = (socket.gethostname(), os.getpid())  # the sweeping process
+        self.capture_output = False  # set by the sweeper (not hydra.sweeper.verbose)
 
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
@@ -34,9 +38,17 @@ class RecordingTask:
         if os.getpid() != pid and socket.gethostname() == host:  # a worker process of this machine
             _exit_with(pid)
 
-        out = Path(HydraConfig.get().runtime.output_dir)
+        hydra = HydraConfig.get()
+        out = Path(hydra.runtime.output_dir)
+        if not self.capture_output:
+            return self._record(cfg, out, list(hydra.overrides.task))
+        in_process = (socket.gethostname(), os.getpid()) == self.sweep
+        with job_output(out / f"{hydra.job.name}.log", in_process=in_process):
+            return self._record(cfg, out, list(hydra.overrides.task))
+
+    def _record(self, cfg: Any, out: Path, overrides: list[str]) -> Any:
         started = time.time()
-        record: dict[str, Any] = {"started": started, "overrides": list(HydraConfig.get().overrides.task)}
+        record: dict[str, Any] = {"started": started, "overrides": overrides}
         try:
             with job_lock(out):  # one live process per job directory (a JobBusy is retried)
                 value = self.task_function(cfg)
@@ -62,6 +74,44 @@ class RecordingTask:
         record.update(status="completed", value=_as_number(value), seconds=time.time() - started)
         write_json_atomic(out / RESULT_FILE, record)
         return value
+
+
+@contextmanager
+def job_output(log_file: Path, *, in_process: bool) -> Iterator[None]:
+    """While a job runs, what it prints and logs to the console goes to ``log_file`` (Hydra's job
+    log, beside the job's own log records). In the sweeping process (Hydra's basic launcher)
+    ``sys.stdout``/``sys.stderr`` and the console log handlers are swapped, so the sweep's live
+    display keeps the terminal; in a worker process (joblib, Ray) file descriptors 1 and 2 are
+    pointed at the file, which also catches what native code and inherited handlers write."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a", buffering=1, encoding="utf-8") as sink:
+        if in_process:
+            handlers = [h for h in logging.getLogger().handlers
+                        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+            streams = [h.setStream(sink) for h in handlers]
+            old_out, old_err = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = sink
+            try:
+                yield
+            finally:
+                sys.stdout, sys.stderr = old_out, old_err
+                for handler, stream in zip(handlers, streams, strict=True):
+                    handler.setStream(stream)
+            return
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 _WATCHED: set[int] = set()
