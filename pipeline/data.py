@@ -7,7 +7,9 @@ test part is for reporting and is never used to choose anything.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +32,45 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    # What a trained model needs to take raw rows (``X`` as loaded) and give named classes: the
+    # training part's mean and std, and the original label of each class index (npz labels are
+    # remapped to 0..k-1). Where the rows came from, and a digest of them, for MLflow.
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    source: str = ""  # a file's absolute path, or the code that makes the data
+    digest: str = ""
 
     @property
     def n_features(self) -> int:
         return self.X_train.shape[1]
+
+    def mlflow_input(self) -> dict[str, str]:
+        """This data set as an MLflow dataset (name, digest, source, schema, profile), in the
+        JSON shapes ``mlflow.data.from_numpy`` writes, without importing ``mlflow.data``."""
+        n = len(self.X_train) + len(self.X_val) + len(self.X_test)
+        tensor = [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, self.n_features]}}]
+        target = [{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]
+        return {
+            "name": self.name, "digest": self.digest,
+            "source_type": "local" if Path(self.source).is_absolute() else "code",
+            "source": json.dumps({"uri": self.source}),
+            "schema": json.dumps({"mlflow_tensorspec": {"features": json.dumps(tensor),
+                                                        "targets": json.dumps(target)}}),
+            "profile": json.dumps({"num_rows": n, "num_features": self.n_features, "num_classes": self.n_classes,
+                                   "train_rows": len(self.X_train), "val_rows": len(self.X_val),
+                                   "test_rows": len(self.X_test)}),
+        }
+
+
+def digest(X: np.ndarray, y: np.ndarray) -> str:
+    """8 hex characters of a SHA-256 over the rows and labels (MLflow's digests are 8 long)."""
+    h = hashlib.sha256()
+    for a in (X, y):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:8]
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +112,9 @@ def make_spirals(
     return X, y.astype(np.int64)
 
 
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """A user's ``.npz`` with arrays ``X`` (N, d) and ``y`` (N,); labels are remapped to 0..k-1."""
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A user's ``.npz`` with arrays ``X`` (N, d) and ``y`` (N,); labels are remapped to 0..k-1.
+    Returns ``X``, the remapped ``y`` and the original label of each class index."""
     if not path:
         raise ConfigError("data.path", path, "set data.path to an .npz file with arrays X and y")
     file = Path(path).expanduser()
@@ -110,7 +148,7 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError("data.path", path, f"y must contain at least 2 classes, got {classes.tolist()}")
     if np.all(X.std(axis=0) == 0):
         raise ConfigError("data.path", path, "every feature of X is constant: nothing to learn from")
-    return X.astype(np.float64), y_idx.astype(np.int64)
+    return X.astype(np.float64), y_idx.astype(np.int64), classes
 
 
 def stratified_split(
@@ -140,9 +178,10 @@ def stratified_split(
 
 def prepare(
     name: str, X: np.ndarray, y: np.ndarray, *, val_fraction: float, test_fraction: float,
-    split_seed: int, dtype: DTypeLike,
+    split_seed: int, dtype: DTypeLike, source: str = "", labels: np.ndarray | None = None,
 ) -> Dataset:
-    """Split, then standardise every part with the training part's mean and std."""
+    """Split, then standardise every part with the training part's mean and std. ``labels``:
+    the original label of each class index (default ``0..k-1``); ``source``: where X came from."""
     train, val, test = stratified_split(y, val_fraction, test_fraction, split_seed)
     mean = X[train].mean(axis=0)
     std = X[train].std(axis=0)
@@ -158,6 +197,8 @@ def prepare(
         X_val=scale(val), y_val=y[val],
         X_test=scale(test), y_test=y[test],
         n_classes=int(y.max()) + 1,
+        mean=mean, std=std, labels=np.arange(int(y.max()) + 1) if labels is None else np.asarray(labels),
+        source=source, digest=digest(X, y),
     )
 
 
@@ -167,7 +208,7 @@ def digits(
     """``data=digits``: scikit-learn's bundled handwritten digits."""
     X, y = load_digits()
     return prepare("digits", X, y, val_fraction=val_fraction, test_fraction=test_fraction,
-                   split_seed=split_seed, dtype=dtype)
+                   split_seed=split_seed, dtype=dtype, source="sklearn.datasets.load_digits")
 
 
 def synthetic(
@@ -176,8 +217,10 @@ def synthetic(
 ) -> Dataset:
     """``data=synthetic``: spirals generated from ``split_seed`` (same seed, same data)."""
     X, y = make_spirals(n_samples, n_classes, noise, turns, seed=split_seed)
+    made_by = (f"pipeline.data.make_spirals(n_samples={n_samples}, n_classes={n_classes}, noise={noise}, "
+               f"turns={turns}, seed={split_seed})")
     return prepare("synthetic", X, y, val_fraction=val_fraction, test_fraction=test_fraction,
-                   split_seed=split_seed, dtype=dtype)
+                   split_seed=split_seed, dtype=dtype, source=made_by)
 
 
 def npz(
@@ -185,6 +228,7 @@ def npz(
     dtype: DTypeLike = np.float64,
 ) -> Dataset:
     """``data=npz data.path=FILE``: a user's arrays ``X`` and ``y`` (loaded without pickle)."""
-    X, y = load_npz(path or "")
+    X, y, labels = load_npz(path or "")
     return prepare(Path(path or "").stem or "npz", X, y, val_fraction=val_fraction,
-                   test_fraction=test_fraction, split_seed=split_seed, dtype=dtype)
+                   test_fraction=test_fraction, split_seed=split_seed, dtype=dtype,
+                   source=str(Path(path or "").expanduser().resolve()), labels=labels)

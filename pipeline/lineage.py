@@ -11,6 +11,8 @@ is the same interface doing nothing (``tracking.uri`` null). MLflow is imported 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,12 @@ class NullLineage:
 
     def histories(self, run_ids: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         return {}
+
+    def export(self, hook: Any, job_dir: Path) -> str | None:
+        return None
+
+    def register(self, name: str) -> str:
+        raise RuntimeError("no MLflow store to register a model in")
 
     def end(self, status: str, reason: str | None = None) -> None:
         pass
@@ -121,8 +129,9 @@ class SweepLineage(NullLineage):
         note = "Zoom sweep over:\n" + "\n".join(f"- `{d.key}`: `{d.expression()}`" for d in space.dims)
         if space.crossed:
             note += "\n\nCrossed: " + ", ".join(f"`{k}` in {list(v)}" for k, v in space.crossed)
-        self.parent.start(params, {"sweeper": "zoom", "sweep_dir": str(self.sweep_dir.resolve()),
-                                   "mlflow.note.content": note, "sampler": first.sampler_name})
+        self.parent.start(params, {"sweeper": "zoom", "sweep": self.sweep_name,
+                                   "sweep_dir": str(self.sweep_dir.resolve()), "mlflow.note.content": note,
+                                   "sampler": first.sampler_name})
         for s in searches:
             if crossed:
                 run = self._tracker(run_name=s.label, parent_run_id=self.parent.run_id)
@@ -156,6 +165,7 @@ class SweepLineage(NullLineage):
             out.append(f"{keys['run_name']}={name}")
         if "tags" in keys:
             out += [f"++{keys['tags']}.{k}={v}" for k, v in {"job": job, **tags}.items()]
+            out.append(f"++{keys['tags']}.sweep={quote(self.sweep_name)}")
         return out
 
     def _children(self, search: Any, finished_only: bool = True) -> list[Any]:
@@ -198,7 +208,7 @@ class SweepLineage(NullLineage):
                 jobs = earlier.data.tags.get("jobs", earlier.data.tags.get("job", ""))
                 run.set_tags({**tags, "job": str(job), "jobs": ",".join(dict.fromkeys([*jobs.split(","), str(job)]))})
             else:
-                run.start(trial.params, {"job": str(job), "jobs": str(job), **tags})
+                run.start(trial.params, {"job": str(job), "jobs": str(job), "sweep": self.sweep_name, **tags})
             step = int(trial.fidelity) if trial.fidelity is not None else 0
             if trial.ok:
                 extra = {"fidelity": float(trial.fidelity)} if trial.fidelity is not None else {}
@@ -236,6 +246,25 @@ class SweepLineage(NullLineage):
                            for k in run.data.metrics if not k.startswith("test_")}
         return out
 
+    def export(self, hook: Any, job_dir: Path) -> str | None:
+        """Call the app's export hook (``hydra.sweeper.export``) with the best trial's job
+        directory and the sweep's run; returns the URI of the model it logged."""
+        return hook(job_dir=job_dir, run_id=self.parent.run_id, tracking_uri=self.tracking.uri)
+
+    def register(self, name: str) -> str:
+        """Register the newest model logged on the sweep's run as ``name``; returns its version."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking.uri)
+        experiment_id = self.parent.client.get_run(self.parent.run_id).info.experiment_id
+        models = mlflow.search_logged_models(
+            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{self.parent.run_id}'",
+            order_by=[{"field_name": "creation_time", "ascending": False}], max_results=1, output_format="list")
+        if not models:
+            raise LookupError(f"the export hook logged no model on the sweep's run {self.parent.run_id}")
+        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..."
+            return str(mlflow.register_model(models[0].model_uri, name).version)
+
     def end(self, status: str, reason: str | None = None) -> None:
         for run in self.runs.values():
             if run is not self.parent:
@@ -252,5 +281,11 @@ class SweepLineage(NullLineage):
         return mlflow_ui_hint(self.tracking.uri, experiment_id) + f"  (sweep run {self.parent.run_id})"
 
 
+def sweep_name(sweep_dir: Path) -> str:
+    """A sweep's name in MLflow (run name ``sweep-<name>``, tag ``sweep`` on it and its trials):
+    the last two parts of its directory, Hydra's ``<date>/<time>`` by default."""
+    return f"{sweep_dir.resolve().parent.name}/{sweep_dir.resolve().name}"
+
+
 def make_lineage(tracking: TrackingSettings, sweep_dir: Path) -> NullLineage:
-    return SweepLineage(tracking, sweep_dir.name, sweep_dir) if tracking.on else NullLineage()
+    return SweepLineage(tracking, sweep_name(sweep_dir), sweep_dir) if tracking.on else NullLineage()

@@ -6,7 +6,7 @@ Shapes: ``m`` samples per batch, ``n_in``/``n_out`` features. Every layer expose
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -64,6 +64,12 @@ class Linear:
         # C-ordered, as batch norm's kernel reads it. ((W @ dy.T).T is ~20% faster in OpenBLAS on
         # 256 x 256 but Fortran-ordered, and transposing it back costs as much.)
         return dy @ self.params["W"].T
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise ``exp(z) / sum(exp(z))`` of ``logits`` (m, k), shifted by the row max for range."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -159,6 +165,14 @@ class MLP:
             if isinstance(layer, Normalization):
                 for key, value in layer.state().items():
                     yield f"{name}.{key}", value
+
+    def load_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Put back what :meth:`named_arrays` gave (a saved ``model.npz``), in place."""
+        for name, layer in zip(self._names, self.layers, strict=True):
+            for key, value in layer.params.items():
+                value[...] = arrays[f"{name}.{key}"]
+            if isinstance(layer, Normalization):
+                layer.load_state({key: arrays[f"{name}.{key}"] for key in layer.state()})
 
     def num_parameters(self) -> int:
         return sum(v.size for params, _ in self.parameters() for v in params.values())

@@ -68,6 +68,11 @@ def make_plan(space: SearchSpace, settings: SweepSettings, composer: Composer, s
         raise ConfigError("hydra.sweeper.params", {}, "nothing to search: give interval(), choice() or "
                           "range() expressions in hydra.sweeper.params or on the command line")
     check = resolve_callable(settings.check, "hydra.sweeper.check")
+    if settings.tracking.on:
+        resolve_callable(settings.export, "hydra.sweeper.export")
+    elif settings.register_model:
+        raise ConfigError("hydra.sweeper.register_model", settings.register_model,
+                          "needs MLflow tracking (hydra.sweeper.tracking.uri is null)")
     combos = space.combinations()
     searches = [_search(space, combo, i, len(combos) > 1, settings, composer, check, sweep_dir)
                 for i, combo in enumerate(combos)]

@@ -47,16 +47,25 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], *, top: int = 10, metric: str = "objective") -> str:
-    """A fixed-width text table of the ``top`` rows: rank, objective, trial, the ``keys``, run id."""
+def table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], *, top: int = 10, metric: str = "objective",
+          width: int | None = None) -> str:
+    """A fixed-width text table of the ``top`` rows: rank, objective, trial, the ``keys``, run id.
+    Within ``width`` characters (a terminal's) if given: the last columns that do not fit are left
+    out, and a last line says how many (the CSV has them all)."""
     shown = [r for r in rows if r["rank"] != ""][:top]
     combo = any("combination" in r for r in shown)
     header = ["#", metric, "trial", *(["combination"] if combo else []), *keys, "mlflow run"]
     body = [[str(r["rank"]), _cell(r["objective"]), r["trial"], *([r.get("combination", "")] if combo else []),
              *(_cell(r.get(k)) for k in keys), (r["mlflow_run_id"] or "")[:12]] for r in shown]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
+    kept = len(header)
+    while width is not None and kept > 3 and sum(widths[:kept]) + 2 * (kept - 1) > width:
+        kept -= 1
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:kept], widths, strict=False)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b[:kept], widths, strict=False)).rstrip() for b in body]
+    if kept < len(header):
+        lines.append(f"({len(header) - kept} more column{'s' if len(header) - kept > 1 else ''}: "
+                     f"{', '.join(header[kept:])})")
     return "\n".join(lines)
 
 
@@ -72,10 +81,15 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
+def ui_page(experiment_id: str) -> str:
+    """The address (after the UI's root) of an experiment's table of training runs; MLflow 3.17
+    shows its GenAI overview instead unless the link asks for the machine-learning view."""
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def mlflow_ui_hint(uri: str, experiment_id: str | None) -> str:
-    """The command that opens the MLflow UI on this store, and the runs table's address (MLflow 3
-    opens on a GenAI overview otherwise)."""
-    page = f"#/experiments/{experiment_id}/runs" if experiment_id else ""
+    """The command that opens the MLflow UI on this store, and the runs table's address."""
+    page = ui_page(experiment_id) if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"MLflow UI: {uri.rstrip('/')}/{page}"
     return (f"MLflow UI: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
@@ -84,10 +98,11 @@ def mlflow_ui_hint(uri: str, experiment_id: str | None) -> str:
 
 def final_report(ranked: Sequence[Any], summary: Mapping[str, Any], board: Sequence[Mapping[str, Any]], *,
                  metric: str | None, direction: str, results_path: Path, leaderboard_path: Path,
-                 reproduce: str, ui_hint: str | None) -> str:
+                 reproduce: str, ui_hint: str | None, width: int | None = None, model: str | None = None) -> str:
     """The text printed when a sweep ends: best value and params, held-out metrics, how to
     reproduce, the noise floor, the top trials, where MLflow shows them and the importance.
-    ``ranked``: each search's outcomes (pipeline.summary.Outcomes), best search first."""
+    ``ranked``: each search's outcomes (pipeline.summary.Outcomes), best search first; ``width``:
+    a terminal's columns, which the table of top trials keeps within."""
     crossed = len(ranked) > 1
     top = ranked[0]
     best = top.best
@@ -110,9 +125,11 @@ def final_report(ranked: Sequence[Any], summary: Mapping[str, Any], board: Seque
     lines.append(f"Results: {results_path}")
     keys = [d.key for d in top.search.space.dims]
     lines.append(f"\nTop trials (all of them in {leaderboard_path}):")
-    lines.append(table(board, keys, metric=metric or "objective"))
+    lines.append(table(board, keys, metric=metric or "objective", width=width))
     if ui_hint:
         lines.append(ui_hint)
+    if model:
+        lines.append(model)
     lines.append("")
     for o in ranked:
         if o.importance is not None:

@@ -6,6 +6,7 @@ run twice). Hydra-free: jobs go to a :class:`pipeline.jobs.Launcher`."""
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from pipeline.jobs import Job, JobNumbers, Launcher, trial_name
 from pipeline.lineage import NullLineage
 from pipeline.objective import one_fidelity
 from pipeline.plan import Search, proposes
+from pipeline.registry import resolve_callable
 from pipeline.report import final_report, leaderboard, write_csv
 from pipeline.search import Interval, SearchSpace, quote
 from pipeline.settings import SweepSettings
@@ -58,6 +60,9 @@ class NoProgress:
         pass
 
     def finish_round(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -206,7 +211,8 @@ class SweepRunner:
         for (i, job), outcome in zip(jobs, launched, strict=False):
             outcomes[i] = outcome
             if outcome.value is None:
-                log.warning(f"[{p.label}] trial {job.name} failed: {outcome.error}")
+                # counted in the progress; a line of its own off a terminal or when verbose
+                log.info(f"[{p.label}] trial {job.name} failed: {outcome.error}")
         self.progress.finish_round()
         if stopped is not None:
             raise StopSearch(stopped, outcomes)
@@ -281,8 +287,9 @@ class SweepRunner:
         write_space(p.directory.zoom_file(record.round + 1), record.next_space,
                     header=f"zoomed after round {record.round} of {self.sweep_dir.root}")
         best = record.best
-        log.info(f"[{p.label}] round {record.round}/{self.schedule.rounds}: {len(record.trials)} trials, "
-                 f"{record.failed} failed; best so far {best.value if best else None}")
+        shown = f"{s.objective.metric or 'objective'}={best.value:.4g}" if best is not None else "none"
+        log.info(f"[{p.label}] round {record.round}/{self.schedule.rounds} done: {len(record.trials)} trials, "
+                 f"{record.failed} failed; best so far {shown}")
         for note in record.notes:
             log.warning(f"[{p.label}] {note}")
         self.lineage.log_trials(p, [(*self._trial_ids(p, t.round, t.index, t.origin), t) for t in record.trials])
@@ -380,12 +387,41 @@ class SweepRunner:
             print("No trial succeeded.", file=sys.stderr)
             return summary
         top = ranked[0]
+        model = self._export(top.best)
+        self.progress.close()  # the final status stays above the report
         print(final_report(ranked, summary, board, metric=s.objective.metric,
                            direction=s.objective.direction.value, results_path=self.sweep_dir.results,
                            leaderboard_path=self.sweep_dir.leaderboard,
                            reproduce=self.reproduce(top.search.reproduce(top.best)),
-                           ui_hint=self.lineage.ui_hint()), flush=True)
+                           ui_hint=self.lineage.ui_hint(),
+                           width=shutil.get_terminal_size().columns if sys.stdout.isatty() else None,
+                           model=model), flush=True)
         return summary
+
+    def _export(self, best: Trial) -> str | None:
+        """The line the report gives about the best trial's model: logged by the app's export
+        hook on the sweep's run (and registered), or why not. ``None`` without MLflow."""
+        s = self.settings
+        if not s.tracking.on:
+            return None
+        if not s.export:
+            return "Model: not logged (this app sets no hydra.sweeper.export hook to log the best trial's model)"
+        if not best.job_dir:
+            return "Model: not logged (the best trial has no job directory)"
+        try:
+            uri = self.lineage.export(resolve_callable(s.export, "hydra.sweeper.export"), Path(best.job_dir))
+        except Exception as exc:  # the results stand without it
+            log.warning(f"the best trial's model was not logged: {s.export}: {type(exc).__name__}: {exc}")
+            return f"Model: not logged ({type(exc).__name__}: {exc})"
+        if not uri:
+            return f"Model: {s.export} logged nothing"
+        line = f"Model: {uri} (the best trial's, logged on the sweep's MLflow run)"
+        if s.register_model:
+            try:
+                line += f"\nRegistered: models:/{s.register_model}/{self.lineage.register(s.register_model)}"
+            except Exception as exc:
+                log.warning(f"the model was not registered as {s.register_model}: {type(exc).__name__}: {exc}")
+        return line
 
 
 def _bounds(space: SearchSpace) -> dict[str, float]:

@@ -53,10 +53,13 @@ class SweepSettings:
     objective: Objective = Objective()
     sampler: Mapping[str, Any] = field(default_factory=dict)  # fallback sampler node (_target_, seed)
     check: str | None = None
+    export: str | None = None  # dotted callable(job_dir, run_id, tracking_uri) -> model URI
+    register_model: str | None = None  # a registered model name for what export logged
     resume: bool = False
     importance: bool = True
     plots: bool = True
-    quiet: bool = False
+    quiet: bool = False  # only the final report
+    verbose: bool = False  # every job's output and the launcher's lines too
     final_seeds: int = 0
     final_top: int = 3
     seed_key: str = "seed"
@@ -134,6 +137,14 @@ class SweepSettings:
             raise ConfigError("hydra.sweeper.final_seeds", s["final_seeds"], "must be an integer >= 0")
         if s["final_seeds"]:
             _positive_int("final_top", s["final_top"])
+        if s["register_model"] is not None:
+            if not isinstance(s["register_model"], str) or not s["register_model"].strip():
+                raise ConfigError("hydra.sweeper.register_model", s["register_model"], "must be a model name or null")
+            if not s["export"]:
+                raise ConfigError("hydra.sweeper.register_model", s["register_model"], "needs a model to register: "
+                                  "set hydra.sweeper.export to a function that logs the best trial's model")
+        if s["quiet"] is True and s["verbose"] is True:
+            raise ConfigError("hydra.sweeper.verbose", True, "cannot be combined with hydra.sweeper.quiet=true")
         if s["direction"] not in tuple(Direction):
             raise ConfigError("hydra.sweeper.direction", s["direction"], "must be minimize or maximize")
         policy = ZoomPolicy(ZoomMode(s.pop("zoom")), **{k: s.pop(k) for k in policy_keys})

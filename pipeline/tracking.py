@@ -144,10 +144,13 @@ def open_sqlite_store(db: Path, make_client: Callable[[], Any]) -> Any:
     otherwise both create its tables ("table ... already exists"), and an interrupted migration
     can leave it unusable."""
     import fcntl
+    import logging
 
     key = os.path.realpath(db)
     if key in _OPENED:
         return make_client()
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial MLflow database tables"
+        logging.getLogger(name).setLevel(logging.WARNING)
     with open(f"{db}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -185,6 +188,8 @@ class Tracker(Protocol):
 
     def log_artifacts(self, local_dir: Path) -> None: ...
 
+    def log_dataset(self, dataset: Mapping[str, str], context: str) -> None: ...
+
     def artifact_dir(self) -> Path | None: ...
 
     def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None) -> None: ...
@@ -205,6 +210,9 @@ class NullTracker:
         pass
 
     def log_artifacts(self, local_dir: Path) -> None:
+        pass
+
+    def log_dataset(self, dataset: Mapping[str, str], context: str) -> None:
         pass
 
     def artifact_dir(self) -> Path | None:
@@ -296,6 +304,16 @@ class MlflowTracker:
         self._last_flush = time.perf_counter()
         self.seconds += self._last_flush - t0
 
+    def log_dataset(self, dataset: Mapping[str, str], context: str) -> None:
+        """The run's input data set (``name``, ``digest``, ``source_type``, ``source``,
+        ``schema``, ``profile``: MLflow's Dataset fields), used as ``context`` ("training")."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        t0 = time.perf_counter()
+        entity = DatasetInput(Dataset(**dataset), tags=[InputTag("mlflow.data.context", context)])
+        self._client.log_inputs(self.run_id, datasets=[entity])
+        self.seconds += time.perf_counter() - t0
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
@@ -382,8 +400,14 @@ def default_tags() -> dict[str, str]:
     return {"mlflow.source.name": source, "mlflow.source.type": "LOCAL", "mlflow.user": user}
 
 
+# MLflow 3's UI opens an experiment on its GenAI views unless the experiment says it holds
+# training runs (or the link carries ?workflowType=machine_learning, pipeline.report.ui_page).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, creating it once; safe when another process races us."""
+    """The id of experiment ``name``, creating it once (safe when another process races us),
+    marked as holding training runs unless it already says what it holds."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -391,9 +415,12 @@ def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> 
         if experiment.lifecycle_stage == "deleted":
             raise ConfigError("tracking.experiment", name,
                               "this experiment is deleted in the store; restore it or pick another name")
+        if not set(EXPERIMENT_KIND) & set(experiment.tags):
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
     except MlflowException:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

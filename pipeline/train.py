@@ -250,11 +250,11 @@ def _train(cfg: DictConfig, stage: Stage, history: list[dict[str, float]], chose
         local = tracker.artifact_dir()
         if local is not None:  # a file store: write straight into the run's artifacts
             t0 = time.perf_counter()
-            _write_artifacts(local, cfg, model)
+            _write_artifacts(local, cfg, model, stage.data)
             tracker.seconds += time.perf_counter() - t0
         elif tracker.run_id is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                _write_artifacts(Path(tmp), cfg, model)
+                _write_artifacts(Path(tmp), cfg, model, stage.data)
                 tracker.log_artifacts(Path(tmp))
     except TrainingDiverged as exc:
         tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
@@ -301,6 +301,7 @@ def _start_run(cfg: DictConfig, stage: Stage, tags: Mapping[str, str]) -> list[d
             tracker.log_metrics(metrics, step=epoch)
     else:
         tracker.start(trial_params(cfg), tags)
+        tracker.log_dataset(stage.data.mlflow_input(), "training")
         for epoch, metrics in enumerate(history, start=1):
             tracker.log_metrics(metrics, step=epoch)
     return history
@@ -360,14 +361,20 @@ def _train_epoch(
     return loss_sum / seen, correct / seen
 
 
-def _write_artifacts(directory: Path, cfg: DictConfig, model: MLP) -> None:
+def _write_artifacts(directory: Path, cfg: DictConfig, model: MLP, data: Dataset) -> None:
     import yaml
 
     # the same text as OmegaConf.to_yaml(cfg, resolve=True), through libyaml: 0.3 ms instead of 1.2
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(OmegaConf.to_container(cfg, resolve=True), Dumper=dumper, sort_keys=False, allow_unicode=True)
     (directory / "config.yaml").write_text(text)
-    np.savez(directory / "model.npz", **dict(model.named_arrays()))
+    np.savez(directory / "model.npz", **dict(model.named_arrays()), **preprocessing(data))
+
+
+def preprocessing(data: Dataset) -> dict[str, np.ndarray]:
+    """What turns raw rows into the model's input and its outputs into labels, saved beside the
+    weights (pipeline.predict reads them back): ``input.mean``, ``input.std``, ``labels``."""
+    return {"input.mean": data.mean, "input.std": data.std, "labels": data.labels}
 
 
 # Config sections that are not the trial's parameters: where results go, how progress is shown,

@@ -36,8 +36,22 @@ def test_leaderboard_orders_best_first_failures_last(tmp_path: Path) -> None:
 def test_mlflow_ui_hint_points_at_the_runs_table() -> None:
     local = mlflow_ui_hint("sqlite:////tmp/x/mlflow.db", "3")
     assert "mlflow ui --backend-store-uri sqlite:////tmp/x/mlflow.db" in local
-    assert "http://127.0.0.1:5000/#/experiments/3/runs" in local
-    assert mlflow_ui_hint("http://srv:5000", "3") == "MLflow UI: http://srv:5000/#/experiments/3/runs"
+    assert "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning" in local
+    assert (mlflow_ui_hint("http://srv:5000", "3")
+            == "MLflow UI: http://srv:5000/#/experiments/3/runs?workflowType=machine_learning")
+
+
+def test_the_table_of_top_trials_keeps_within_a_terminal() -> None:
+    from pipeline.report import table
+
+    rows = [{"rank": 1, "objective": 0.1234567, "trial": "r1-t00", "optimizer.lr": 0.001234, "model.width": 128,
+             "mlflow_run_id": "a" * 32}]
+    wide = table(rows, ["optimizer.lr", "model.width"], metric="val_loss")
+    assert wide.splitlines()[0] == "#  val_loss  trial   optimizer.lr  model.width  mlflow run"
+    narrow = table(rows, ["optimizer.lr", "model.width"], metric="val_loss", width=45)
+    assert narrow.splitlines() == ["#  val_loss  trial   optimizer.lr",
+                                   "1  0.1235    r1-t00  0.001234",
+                                   "(2 more columns: model.width, mlflow run)"]
 
 
 def test_figures_are_pngs(tmp_path: Path) -> None:

@@ -89,14 +89,23 @@ class ZoomSweeperConf:
     # Optional dotted path of a function called with each combination's composed task config
     # before anything is launched (e.g. pipeline.config.validate); it raises on bad input.
     check: Optional[str] = None
+    # Optional dotted path of a function called after the sweep as f(job_dir=, run_id=,
+    # tracking_uri=) with the best trial's job directory and the sweep's MLflow run; it logs that
+    # trial's model there and returns its URI (this app: pipeline.export.log_model).
+    export: Optional[str] = None
+    # Register what `export` logged under this name in MLflow's model registry.
+    register_model: Optional[str] = None
     # Continue the interrupted sweep in hydra.sweep.dir: finished trials are read back, not re-run.
     resume: bool = False
     # After the search: which parameters mattered (importance.yaml, importance.png, MLflow metrics).
     importance: bool = True
     # PNG figures (plots/ in the sweep directory and on the sweep's MLflow run).
     plots: bool = True
-    # No live progress display / progress lines (the final report stays).
+    # The terminal: by default one live status line (progress lines off a terminal) while each
+    # job's output goes to the log file in its directory. quiet: only the final report;
+    # verbose: every job's output and the launcher's per-job lines as well.
     quiet: bool = False
+    verbose: bool = False
     # Noise floor: re-run the final_top best configurations with final_seeds other seeds (the
     # task's `seed_key` + 1, + 2, ...) and report mean +- spread; 0 turns it off.
     final_seeds: int = 0
