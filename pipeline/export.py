@@ -72,6 +72,9 @@ def log_model(job_dir: Path, run_id: str, tracking_uri: str) -> str:
             name="model", python_model=str(code), artifacts={"model": str(model_dir)}, model_id=model.model_id,
             signature=signature, input_example=example, code_paths=_code_paths(),
             pip_requirements=[f"{p}=={version(p)}" for p in ("numpy", "omegaconf", "hydra-core", "mlflow")])
+        from mlflow.entities import LoggedModelOutput
+
+        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])  # the run's "Logged models"
     return info.model_uri
 
 

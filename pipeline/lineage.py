@@ -57,6 +57,9 @@ class NullLineage:
     def histories(self, run_ids: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         return {}
 
+    def inherit_inputs(self, run_id: str) -> None:
+        pass
+
     def export(self, hook: Any, job_dir: Path) -> str | None:
         return None
 
@@ -245,6 +248,16 @@ class SweepLineage(NullLineage):
             out[run_id] = {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)]
                            for k in run.data.metrics if not k.startswith("test_")}
         return out
+
+    def inherit_inputs(self, run_id: str) -> None:
+        """The data sets trial ``run_id`` logged as inputs, logged on the sweep's run too, so its
+        collapsed row in the runs table names the data it searched on (any app that logs them)."""
+        client = self.parent.client
+        have = {(d.dataset.name, d.dataset.digest) for d in client.get_run(self.parent.run_id).inputs.dataset_inputs}
+        inputs = [d for d in client.get_run(run_id).inputs.dataset_inputs
+                  if (d.dataset.name, d.dataset.digest) not in have]
+        if inputs:
+            client.log_inputs(self.parent.run_id, datasets=inputs)
 
     def export(self, hook: Any, job_dir: Path) -> str | None:
         """Call the app's export hook (``hydra.sweeper.export``) with the best trial's job

@@ -381,6 +381,7 @@ class SweepRunner:
             summary = search_results(self.outcomes[0], s, self.reproduce) if done else {}
         if ranked and ranked[0].best.run_id:
             self.lineage.tag(None, {"best_run_id": ranked[0].best.run_id})
+            self.lineage.inherit_inputs(ranked[0].best.run_id)
         board = leaderboard(leaderboard_trials(self.outcomes), s.objective.direction.value)
         write_csv(self.sweep_dir.leaderboard, board)
         if not ranked:

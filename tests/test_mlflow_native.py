@@ -49,9 +49,9 @@ def test_a_sweep_in_mlflow(tmp_path: Path, tracking_uri: str) -> None:
     selected = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'day/sweep1'")
     assert len(selected) == 7
 
-    # each trial's data set: the Dataset column of the runs table
+    # each trial's data set: the Dataset column of the runs table (the sweep's row shows it too)
     data = digits(val_fraction=0.15, test_fraction=0.15, split_seed=0)
-    for trial in trials:
+    for trial in [*trials, client.get_run(parent.info.run_id)]:
         (used,) = trial.inputs.dataset_inputs
         assert (used.dataset.name, used.dataset.digest, used.dataset.source_type) == ("digits", data.digest, "code")
         features = json.loads(json.loads(used.dataset.schema)["mlflow_tensorspec"]["features"])
@@ -64,6 +64,8 @@ def test_a_sweep_in_mlflow(tmp_path: Path, tracking_uri: str) -> None:
     (model,) = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list",
                                            filter_string=f"source_run_id = '{parent.info.run_id}'")
     assert f"Model: {model.model_uri}" in proc.stdout
+    outputs = client.get_run(parent.info.run_id).outputs.model_outputs  # the run page's "Logged models"
+    assert [o.model_id for o in outputs] == [model.model_id]
     best = yaml.safe_load((tmp_path / "multirun" / "day" / "sweep1" / "optimization_results.yaml").read_text())
     (best_run,) = [t for t in trials if t.info.run_id == best["best_trial"]["mlflow_run_id"]]
     loaded = mlflow.pyfunc.load_model(model.model_uri)
