@@ -74,6 +74,9 @@ def table(results: dict[str, Any], quick: bool) -> str:
     if r.get("mlflow_import_s") is not None:
         rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
                     f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
+    if r.get("tracking_additions"):
+        steps = "; ".join(f"{name} {fmt(t)}" for name, t in r["tracking_additions"].items())
+        rows.append(f"| trial time (s) as tracking grew: {steps}; all on {fmt(r['trial_s_tracking_on'])} | | | |")
     if r.get("parallel_speedups") is not None:
         pairs = ", ".join(fmt(x) + "x" for x in r["parallel_speedups"])
         rows.append(f"| joblib vs basic: {r['parallel_trials']} trials of {fmt(r['parallel_trial_s'])} s; wall (s); "

@@ -107,33 +107,61 @@ def parallel_speedup(quick: bool) -> dict[str, Any]:
 
 def tracking_share(quick: bool) -> dict[str, Any]:
     """A default digits trial in-process with MLflow on vs off (the one-time import apart). The
-    trial is what a sweep's job runs: compose its config, train, track; the rest of a job's ~0.1 s
-    of launcher work (directory, config files, logging set-up) is left out, which makes the share
-    larger, not smaller."""
+    trial is what a sweep's job runs: compose its config, train, track, nested under a sweep's run
+    with the tags a fidelity sweep gives it (job, round, sampler, sweep, rung, trial), batch norm's
+    per-epoch ``batch_drift`` and its data set as a dataset input; the rest of a job's ~0.1 s of
+    launcher work (directory, config files, logging set-up) is left out, which makes the share
+    larger, not smaller.
+
+    What each of the last additions costs is measured by leaving it out (measurement only: the
+    product has no switch for them), each variant interleaved with the others so that drift of
+    the machine spreads evenly: ``tracking_additions`` gives the median trial time of each."""
     from hydra import compose, initialize_config_dir
 
+    from pipeline import tracking
     from pipeline.train import run
+    from plugins.normalization import batch_norm
 
-    repeats = 2 if quick else 9
+    repeats = 2 if quick else 15
+    log_dataset, metrics = tracking.MlflowTracker.log_dataset, batch_norm.BatchNorm.metrics
+
+    def without_drift(self: Any) -> dict[str, float]:
+        return {k: v for k, v in metrics(self).items() if k != "batch_drift"}
+
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         start = time.perf_counter()
         import mlflow  # noqa: F401 - the one-time import, reported apart
 
         import_s = time.perf_counter() - start
         uri = f"sqlite:///{tmp}/mlflow.db"
-        run(compose("config", [f"tracking.uri={uri}", "trainer.epochs=1"]), verbose=False)  # store creation
-        on, off, calls = [], [], []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            result = run(compose("config", [f"tracking.uri={uri}", "quiet=true"]), verbose=False)
-            on.append(time.perf_counter() - t)
-            calls.append(result.tracking_seconds)
-            t = time.perf_counter()
-            run(compose("config", ["tracking.enabled=false"]), verbose=False)
-            off.append(time.perf_counter() - t)
-    t_on, t_off = statistics.median(on), statistics.median(off)
+        parent = run(compose("config", [f"tracking.uri={uri}", "trainer.epochs=1"]), verbose=False)  # store creation
+        nested = [f"tracking.uri={uri}", "quiet=true", f"tracking.parent_run_id={parent.run_id}",
+                  "tracking.run_name=r1-t03", "++tracking.tags.job=3", "++tracking.tags.round=1",
+                  "++tracking.tags.sampler=gp", "++tracking.tags.rung=1", "++tracking.tags.trial=r1-t03"]
+        tagged = [*nested, "++tracking.tags.sweep='2026-12-01/10-00-00'"]
+        # name: (overrides, batch_drift logged, dataset input logged)
+        variants = {"off": (["tracking.enabled=false"], True, True), "nested, rung tags": (nested, False, False),
+                    "+ sweep tag": (tagged, False, False), "+ batch_drift": (tagged, True, False),
+                    "on": (tagged, True, True)}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        calls: list[float] = []
+        try:
+            for _ in range(repeats):
+                for name, (overrides, drift, dataset) in variants.items():
+                    batch_norm.BatchNorm.metrics = metrics if drift else without_drift
+                    tracking.MlflowTracker.log_dataset = log_dataset if dataset else (lambda *a: None)
+                    t = time.perf_counter()
+                    result = run(compose("config", overrides), verbose=False)
+                    times[name].append(time.perf_counter() - t)
+                    if name == "on":
+                        calls.append(result.tracking_seconds)
+        finally:
+            batch_norm.BatchNorm.metrics, tracking.MlflowTracker.log_dataset = metrics, log_dataset
+    median = {k: statistics.median(v) for k, v in times.items()}
+    t_on, t_off = median["on"], median["off"]
     return {"tracking_share": (t_on - t_off) / t_on, "trial_s_tracking_on": t_on, "trial_s_tracking_off": t_off,
-            "tracking_calls_s": statistics.median(calls), "mlflow_import_s": import_s}
+            "tracking_calls_s": statistics.median(calls), "mlflow_import_s": import_s,
+            "tracking_additions": {k: v for k, v in median.items() if k not in ("off", "on")}}
 
 
 def _rss_mb(field: str = "VmRSS") -> float:

@@ -82,6 +82,26 @@ def test_metrics_summarize_running_statistics() -> None:
     assert m["running_mean_avg"] == pytest.approx(1.25)
     assert m["running_var_avg"] == pytest.approx(3.0)
     assert bn.batch_mean == pytest.approx([1.0, 4.0]) and bn.batch_var == pytest.approx([2.0, 8.0])
+    # one batch: mean [1, 4] against running mean [0.5, 2] and var [1.5, 4.5]
+    assert m["batch_drift"] == pytest.approx(np.sqrt((0.5**2 / 1.5 + 2.0**2 / 4.5) / 2))
+    assert "batch_drift" not in bn.metrics()  # no training batch since the last call
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_batch_drift_is_the_rms_distance_of_the_epochs_batch_means(fused: bool) -> None:
+    """Two batches, by hand: means [1, 4] then [3, 0]; running mean after both (momentum 0.5)
+    [0.5*0.5 + 0.5*3, 0.5*2 + 0] = [1.75, 1], running var [0.75 + 0.5*2, 2.25 + 0.5*8] = [1.75, 6.25].
+    Through forward and through the fused forward_relu (numba) when it is there."""
+    bn = BatchNorm(2, dtype=np.float64, momentum=0.5, eps=1e-12)
+    step = bn.forward_relu if fused else bn.forward
+    step(np.array([[0.0, 2.0], [2.0, 6.0]]), True)
+    step(np.array([[2.0, -2.0], [4.0, 2.0]]), True)
+    assert bn.running_mean == pytest.approx([1.75, 1.0]) and bn.running_var == pytest.approx([1.75, 6.25])
+    square = [((1 - 1.75) ** 2 + (3 - 1.75) ** 2) / 2, ((4 - 1.0) ** 2 + (0 - 1.0) ** 2) / 2]
+    expected = np.sqrt((square[0] / 1.75 + square[1] / 6.25) / 2)
+    assert bn.metrics()["batch_drift"] == pytest.approx(expected, rel=1e-12)
+    bn.forward(np.ones((3, 2)), training=False)  # evaluation batches do not count
+    assert "batch_drift" not in bn.metrics()
 
 
 def _replay(ref: dict, dtype=np.float64) -> dict:

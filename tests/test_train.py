@@ -34,7 +34,8 @@ def test_run_round_trip_through_mlflow(compose_with_choices, tracking_uri: str, 
     assert r.data.tags["normalization"] == "batch_norm" and r.data.tags["optimizer"] == "sgd"
     assert r.data.tags["data"] == "digits" and r.data.tags["note"] == "hello"
     for key in ("train_loss", "train_acc", "val_loss", "val_acc",
-                "bn/layer0/running_mean_avg", "bn/layer0/running_var_avg", "bn/layer1/running_var_avg"):
+                "bn/layer0/running_mean_avg", "bn/layer0/running_var_avg", "bn/layer1/running_var_avg",
+                "bn/layer0/batch_drift", "bn/layer1/batch_drift"):
         history = client.get_metric_history(result.run_id, key)
         assert [m.step for m in history] == list(range(1, EPOCHS + 1)), key
     val_loss = [m.value for m in client.get_metric_history(result.run_id, "val_loss")]

@@ -13,7 +13,11 @@ Keras convention)::
     running_var  = beta * running_var  + (1 - beta) * var * m / (m - 1)   # unbiased, as PyTorch
 
 PyTorch's ``BatchNorm1d(momentum=p)`` is the same update with ``p = 1 - beta``. Evaluation mode
-normalizes with the running statistics instead of the batch's. A batch of one sample has no
+normalizes with the running statistics instead of the batch's. How far apart the two are is
+``batch_drift``, logged per epoch: the root mean square, over the epoch's training batches and
+the features, of ``(batch mean - running mean) / sqrt(running var + eps)`` with the running
+statistics at the epoch's end (those evaluation uses), i.e. how many running standard
+deviations a mini-batch's mean typically sits from what evaluation subtracts. A batch of one sample has no
 variance, so training mode needs ``m >= 2`` (the trainer drops a last batch of one).
 """
 
@@ -61,6 +65,12 @@ class BatchNorm(Normalization):
         # (m, eps, momentum, 1/m, m/(m-1)) in the kernel's dtype, made once per batch size:
         # converting them every step costs ~2% of a training step
         self._scalars: tuple | None = None
+        # per epoch, for batch_drift: the training batches' means summed, and their squares
+        # (two vector adds a batch; the abs of each batch against the end-of-epoch statistics
+        # would need every batch's mean kept)
+        self._batches = 0
+        self._mu_sum = np.zeros(n)
+        self._mu_sq_sum = np.zeros(n)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """``x``: (m, n) pre-activations; returns ``gamma * z_norm + beta``, (m, n)."""
@@ -87,6 +97,7 @@ class BatchNorm(Normalization):
             self.running_var += ((1.0 - b) * m / (m - 1)) * var  # unbiased, as PyTorch
             self.batch_mean[...] = mu
             self.batch_var[...] = var * (m / (m - 1))
+            self._note_batch()
         else:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             z_norm = (x - self.running_mean) * inv_std
@@ -134,6 +145,7 @@ class BatchNorm(Normalization):
         inv_std = np.empty(self.num_features, dtype=x.dtype)
         k.bn_relu_train(x, self.params["gamma"], self.params["beta"], eps, momentum, inv_m, unbias,
                         self.running_mean, self.running_var, self.batch_mean, self.batch_var, inv_std, z_norm, out)
+        self._note_batch()
         self._z_norm, self._inv_std, self._training, self._fused_out = z_norm, inv_std, True, out
         return out
 
@@ -153,12 +165,27 @@ class BatchNorm(Normalization):
     def state(self) -> dict[str, np.ndarray]:
         return {"running_mean": self.running_mean.copy(), "running_var": self.running_var.copy()}
 
+    def _note_batch(self) -> None:
+        self._batches += 1
+        self._mu_sum += self.batch_mean
+        self._mu_sq_sum += np.square(self.batch_mean, dtype=np.float64)
+
     def metrics(self) -> dict[str, float]:
-        """Averages over features of the running statistics (logged every epoch)."""
-        return {
+        """Averages over features of the running statistics, and ``batch_drift`` over the
+        training batches since the last call (logged every epoch; see the module docstring)."""
+        out = {
             "running_mean_avg": float(self.running_mean.mean()),
             "running_var_avg": float(self.running_var.mean()),
         }
+        if self._batches:
+            n, r = self._batches, self.running_mean.astype(np.float64)
+            # mean over batches of (mu - r)^2 per feature, from the sums of mu and mu^2
+            square = self._mu_sq_sum / n - 2.0 * r * (self._mu_sum / n) + r * r
+            out["batch_drift"] = float(np.sqrt(np.mean(np.maximum(square, 0.0) / (self.running_var + self.eps))))
+            self._batches = 0
+            self._mu_sum[...] = 0.0
+            self._mu_sq_sum[...] = 0.0
+        return out
 
     def __repr__(self) -> str:
         return (
