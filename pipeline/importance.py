@@ -137,11 +137,14 @@ def estimate(
     noise_std: float | None = None,
 ) -> ImportanceResult:
     """Importance of each dimension of ``space`` from ``trials`` (dicts with ``params``, ``value``).
+    The same trials give the same numbers in any order (they are sorted first: the bootstrap
+    draws rows by position), read from a sweep directory or from MLflow.
 
     Raises ``ValueError`` when fewer than 5 trials succeeded."""
     from sklearn.ensemble import RandomForestRegressor
 
     ok = [t for t in trials if t.get("value") is not None and math.isfinite(float(t["value"]))]
+    ok.sort(key=lambda t: (float(t["value"]), repr(sorted((k, repr(v)) for k, v in t["params"].items()))))
     failed = len(trials) - len(ok)
     if len(ok) < MIN_TRIALS:
         raise ValueError(f"importance needs at least {MIN_TRIALS} successful trials, got {len(ok)}")
@@ -276,12 +279,36 @@ def from_directory(directory: Path, *, fits: int = 16, seed: int = 0) -> Importa
 
     directory = Path(directory)
     results = yaml.safe_load((directory / RESULTS_FILE).read_text())
-    trials = yaml.safe_load((directory / TRIALS_FILE).read_text()) or []
+    trials = _one_fidelity(yaml.safe_load((directory / TRIALS_FILE).read_text()) or [])
     space = parse(results["rounds"][0]["space"])
     scales = results.get("scales", {})
     noise = (results.get("noise_floor") or {}).get("std")
     return estimate(space, trials, lambda d: scales.get(d.key) or d.scale or "linear", fits=fits, seed=seed,
                     metric=results.get("metric"), noise_std=noise)
+
+
+@dataclass
+class _Row:
+    """A trial row (``params``, ``value``, ``fidelity``) as :func:`pipeline.objective.one_fidelity` reads it."""
+
+    row: Mapping[str, Any]
+
+    @property
+    def value(self) -> Any:
+        return self.row.get("value")
+
+    @property
+    def fidelity(self) -> Any:
+        return self.row.get("fidelity")
+
+
+def _one_fidelity(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """In a fidelity sweep the trials of one fidelity, chosen as the sweep's own analysis does
+    (values at different fidelities are not comparable); else every row."""
+    from pipeline.analysis import IMPORTANCE_MIN_TRIALS
+    from pipeline.objective import one_fidelity
+
+    return [r.row for r in one_fidelity([_Row(r) for r in rows], enough=IMPORTANCE_MIN_TRIALS)]
 
 
 def from_mlflow(run_id: str, tracking_uri: str, *, fits: int = 16, seed: int = 0) -> ImportanceResult:
@@ -311,9 +338,14 @@ def from_mlflow(run_id: str, tracking_uri: str, *, fits: int = 16, seed: int = 0
             if raw is None:
                 missing.add(dim.key)
                 continue
-            params[dim.key] = raw if isinstance(dim, Choice) else float(raw)
+            params[dim.key] = _choice_value(dim, raw) if isinstance(dim, Choice) else float(raw)
         value = child.data.metrics.get(metric) if child.info.status == "FINISHED" else None
-        trials.append({"params": params, "value": value})
+        row = {"params": params, "value": value}
+        if "rung" in child.data.tags:  # a configuration's run holds every rung it reached
+            history = client.get_metric_history(child.info.run_id, metric)
+            row["fidelity"] = max((m.step for m in history), default=None)
+        trials.append(row)
+    trials = _one_fidelity(trials)
     if missing:
         space = space.with_dims(d for d in space.dims if d.key not in missing)
         trials = [{**t, "params": {k: v for k, v in t["params"].items() if k not in missing}} for t in trials]
@@ -322,6 +354,11 @@ def from_mlflow(run_id: str, tracking_uri: str, *, fits: int = 16, seed: int = 0
     if missing:
         result.notes.append(f"left out (not logged as params of the trials): {sorted(missing)}")
     return result
+
+
+def _choice_value(dim: Choice, raw: str) -> Any:
+    """The declared value of ``dim`` that MLflow logged as the string ``raw``."""
+    return next((v for v in dim.values if str(v) == raw), raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

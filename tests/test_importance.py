@@ -132,6 +132,14 @@ def test_sweep_reports_importance_and_seed_noise(tmp_path: Path, mlflow_template
                             capture_output=True, text=True, timeout=300)
     assert on_run.returncode == 0, on_run.stderr
     assert "optimizer.lr" in on_run.stdout and (tmp_path / "imp.png").is_file()
+    # the same trials, the same numbers: the sweep's own analysis, the directory and the MLflow run
+    def shares(text: str) -> list[str]:
+        return [" ".join(line.split()[:4]) for line in text.splitlines()  # key, share, ±, spread
+                if line.strip().startswith(("optimizer.", "model.", "trainer."))]
+
+    assert shares(on_dir.stdout) == shares(on_run.stdout) and len(shares(on_dir.stdout)) >= 2
+    saved = yaml.safe_load((sweep / "combo_0" / "importance.yaml").read_text())["importance"]
+    assert [f"{p['key']} {p['share']:.2f}" for p in saved] == [" ".join(s.split()[:2]) for s in shares(on_dir.stdout)]
 
 
 def test_optuna_cross_check_when_installed() -> None:
