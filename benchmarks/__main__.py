@@ -1,6 +1,6 @@
-"""``python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,fidelity,memory]``.
+"""python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,fidelity,memory]
 
-Prints a markdown table and writes ``outputs/bench/latest.json``."""
+Prints a markdown table and writes outputs/bench/latest.json."""
 
 from __future__ import annotations
 

@@ -362,7 +362,9 @@ def _choice_value(dim: Choice, raw: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.importance SWEEP_DIR`` or ``--run-id ID --tracking-uri URI``."""
+    """python -m pipeline.importance SWEEP_DIR, or --run-id ID [--tracking-uri URI]: which
+    hyperparameters mattered in a finished (or interrupted) sweep, from its directory or its
+    MLflow run (the same trials give the same numbers either way)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.importance", description=main.__doc__)

@@ -218,15 +218,20 @@ def _clean(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-def write_space(path: Path, space: SearchSpace, *, header: str = "") -> None:
-    """Write the searched dimensions as a config that loads into ``hydra.sweeper.params``."""
-    from pipeline.atomic import write_text_atomic
-
+def space_text(space: SearchSpace, *, header: str = "") -> str:
+    """The searched dimensions as a config that loads into ``hydra.sweeper.params``."""
     lines = ["# @package hydra.sweeper.params"]
     lines += [f"# {line}" for line in header.splitlines() if line]
     for key, expr in space.as_params().items():
         lines.append(f"{key}: {_yaml_str(expr)}")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_space(path: Path, space: SearchSpace, *, header: str = "") -> None:
+    """Write :func:`space_text` to ``path`` (atomically)."""
+    from pipeline.atomic import write_text_atomic
+
+    write_text_atomic(path, space_text(space, header=header))
 
 
 def _yaml_str(text: str) -> str:
@@ -253,10 +258,11 @@ def dims_summary(space: SearchSpace, scale_of: Callable[[Interval], str]) -> lis
 
 def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float | None = None,
                    min_width: float | None = None, mode: str | None = None,
-                   shrink: float | None = None) -> tuple[SearchSpace, Path]:
+                   shrink: float | None = None) -> tuple[SearchSpace, str]:
     """Run the zoom stage on its own over a finished (or interrupted) search directory: read its
-    ``optimization_results.yaml`` and ``trials.yaml``, zoom the last round's space onto the best
-    trials so far, and write it as the next ``zoom/round_<r>.yaml``. Returns the space and path."""
+    ``optimization_results.yaml`` and ``trials.yaml`` and zoom the last round's space onto the
+    best trials so far. Returns the space and a header naming where it comes from; writes
+    nothing (the sweep's ``zoom/`` files are its record)."""
     import yaml
 
     from pipeline.objective import Direction, Objective
@@ -285,13 +291,14 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
                  mode=mode or settings.get("zoom", "span"),
                  shrink=settings.get("shrink", 0.5) if shrink is None else shrink,
                  narrow_choices=settings.get("narrow_choices", True))
-    target = directory / "zoom" / f"round_{len(rounds) + 1}.yaml"
-    write_space(target, space, header=f"zoomed on its own after round {len(rounds)} of {directory}")
-    return space, target
+    return space, f"zoomed on its own after round {len(rounds)} of {directory.resolve()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.zoom SWEEP_DIR``: the zoom stage over a finished sweep directory."""
+    """python -m pipeline.zoom SWEEP_DIR [--out FILE]: the zoom stage over a finished (or
+    interrupted) sweep directory. Prints the next space as hydra.sweeper.params; the sweep
+    directory is only read. --out writes it to FILE too (a file under <dir>/zoom/ of a
+    --config-dir loads with +zoom=<name>)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.zoom", description=main.__doc__)
@@ -301,15 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-width", type=float, default=None, help="floor, as a share of the original width")
     parser.add_argument("--mode", choices=MODES, default=None, help="span of the top trials, or trust region")
     parser.add_argument("--shrink", type=float, default=None, help="trust mode: share of the current width kept")
+    parser.add_argument("--out", type=Path, default=None, help="also write the space to this YAML file (new)")
     args = parser.parse_args(argv)
     try:
-        space, target = zoom_directory(args.directory, top_k=args.top_k, margin=args.margin,
+        space, header = zoom_directory(args.directory, top_k=args.top_k, margin=args.margin,
                                        min_width=args.min_width, mode=args.mode, shrink=args.shrink)
+        if args.out is not None and args.out.exists():
+            raise ValueError(f"--out {args.out}: exists; name a new file (the sweep's own files stay as they are)")
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    print(target.read_text(), end="")
-    print(f"# written to {target}")
+    print(space_text(space, header=header), end="")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_space(args.out, space, header=header)
+        print(f"# written to {args.out}")
     return 0
 
 

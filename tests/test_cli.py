@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def pipeline(cwd: Path, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
@@ -99,3 +101,17 @@ def test_shell_completion_of_the_pipeline_command(tmp_path: Path) -> None:
         "optimizer.lr=",
         "hydra/sweeper=pipeline_optuna hydra/sweeper=pipeline_zoom",
     ]
+
+
+def test_help_texts_say_what_the_tools_do(tmp_path: Path) -> None:
+    """``--help`` names the app and its two modes, not Hydra's '__main__ is powered by Hydra';
+    the helper tools' help is plain text (no reStructuredText markup)."""
+    app = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert app.returncode == 0 and app.stdout.startswith("pipeline: train a numpy MLP")
+    assert "python -m pipeline -m [override ...]" in app.stdout and "hydra.sweeper.params" in app.stdout
+    assert "powered by Hydra" not in app.stdout and "normalization: batch_norm, layer_norm, none" in app.stdout
+    for module in ("pipeline.zoom", "pipeline.importance", "benchmarks"):
+        text = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120).stdout
+        assert "usage:" in text and "``" not in text, module

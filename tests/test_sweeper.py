@@ -107,9 +107,13 @@ def test_basic_sweep_lineage_files_and_reproduction(tmp_path: Path, store: Path)
     dry = run(tmp_path, "-m", f"--config-dir={sweep_dir}", "+zoom=round_3", "hydra.sweeper.dry_run=true")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert f"optimizer.lr: {lr[2].expression()}" in dry.stdout
-    alone = run(tmp_path, str(sweep_dir), module="pipeline.zoom")
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    alone = run(tmp_path, str(sweep_dir), "--out", str(tmp_path / "mine" / "zoom" / "next.yaml"),
+                module="pipeline.zoom")
     assert alone.returncode == 0, alone.stderr
-    assert parse(read_space(sweep_dir / "zoom" / "round_3.yaml")).dims == spaces[2].dims
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before  # only read
+    assert parse(read_space(tmp_path / "mine" / "zoom" / "next.yaml")).dims == spaces[2].dims
+    assert f"optimizer.lr: {lr[2].expression()}" in alone.stdout
 
 
 def test_joblib_launcher_keeps_lineage(tmp_path: Path, store: Path) -> None:
