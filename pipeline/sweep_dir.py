@@ -184,6 +184,29 @@ def job_lock(job_dir: Path) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
+def running_jobs(root: Path) -> list[Path]:
+    """Job directories under ``root`` whose lock a live process of this host holds, other than
+    this one (workers still inside a job)."""
+    here, out = socket.gethostname(), []
+    for lock in Path(root).rglob(JOB_LOCK):
+        try:
+            host, _, pid = lock.read_text().partition(" ")
+        except OSError:
+            continue
+        if host == here and pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
+            out.append(lock.parent)
+    return out
+
+
+def wait_for_jobs(root: Path, timeout_s: float = 10.0, poll_s: float = 0.05) -> list[Path]:
+    """Wait up to ``timeout_s`` for :func:`running_jobs` to finish (after a Ctrl-C: the workers
+    record their trial as interrupted and end its MLflow run); returns the ones still running."""
+    deadline = time.monotonic() + timeout_s
+    while (left := running_jobs(root)) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return left
+
+
 def _nameless(path: Path, held: str, grace_s: float = 10.0) -> bool:
     """A lock naming no owner and older than ``grace_s``: its writer died between creating and
     writing it (or could not write: a full disk), so no process holds it."""

@@ -31,8 +31,9 @@ def test_two_workers_32_trials_into_a_new_sqlite_store(tmp_path: Path) -> None:
     client, parent, trials = sweep_runs(f"sqlite:///{db}")
     assert len(trials) == 32 and all(t.info.status == "FINISHED" for t in trials)
     assert sorted(int(t.data.tags["job"]) for t in trials) == list(range(32))
-    # every metric point: per epoch 4 losses/accuracies + 2 batch-norm summaries per layer, then 2 test metrics
-    per_trial = epochs * (4 + 2 * depth) + 2
+    # every metric point: per epoch 4 losses/accuracies + 3 batch-norm summaries per layer (running mean and
+    # variance averages, batch_drift), then 2 test metrics
+    per_trial = epochs * (4 + 3 * depth) + 2
     with sqlite3.connect(db) as conn:
         marks = ",".join("?" * len(trials))
         counts = dict(conn.execute(

@@ -113,7 +113,7 @@ def test_basic_sweep_lineage_files_and_reproduction(tmp_path: Path, store: Path)
     assert alone.returncode == 0, alone.stderr
     assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before  # only read
     assert parse(read_space(tmp_path / "mine" / "zoom" / "next.yaml")).dims == spaces[2].dims
-    assert f"optimizer.lr: {lr[2].expression()}" in alone.stdout
+    assert f"optimizer.lr: '{lr[2].expression()}'" in alone.stdout
 
 
 def test_joblib_launcher_keeps_lineage(tmp_path: Path, store: Path) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from pipeline.search import parse
 from pipeline.settings import SweepSettings
 from pipeline.state import SweepState
 from pipeline.sweep import TooManyFailures
-from pipeline.sweep_dir import SweepDir
+from pipeline.sweep_dir import SweepDir, wait_for_jobs
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ZoomSweeperImpl:
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))
         try:
-            with terminate_as_interrupt(), SweepProgress(
+            with terminate_as_interrupt(lambda: wait_for_jobs(self.sweep_dir.root)), SweepProgress(
                     runner.numbers.total, runner.schedule.rounds, settings.objective.direction.value,
                     quiet=settings.quiet, verbose=settings.verbose, metric=settings.objective.metric,
                     rungs=settings.rungs) as runner.progress:
@@ -109,10 +109,15 @@ class ZoomSweeperImpl:
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt(on_ctrl_c: Callable[[], Any] | None = None) -> Iterator[None]:
     """SIGTERM (``kill``, a scheduler's stop) ends the sweep as Ctrl-C does: the running trials
     are recorded as interrupted, not failed, and the sweep stays resumable. A second Ctrl-C or
-    SIGTERM while that is being written stops the process at once (exit 130)."""
+    SIGTERM while that is being written stops the process at once (exit 130).
+
+    Ctrl-C reaches the terminal's whole process group, so worker processes are stopping their
+    trials too: ``on_ctrl_c`` runs before this process raises (here: wait, bounded, for them to
+    record their trials), since a process-pool launcher kills its workers as soon as it sees the
+    interrupt. A SIGTERM to this process alone leaves the workers to the launcher."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -125,6 +130,8 @@ def terminate_as_interrupt() -> Iterator[None]:
         for sig in handled:  # until the process ends: the stop is being written
             signal.signal(sig, now)
         interrupted.append(signum)
+        if signum == signal.SIGINT and on_ctrl_c is not None:
+            on_ctrl_c()
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     interrupted: list[int] = []

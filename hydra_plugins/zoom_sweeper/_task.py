@@ -12,12 +12,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_json_atomic
-from pipeline.errors import JobBusy, infrastructure
+from pipeline.errors import infrastructure
 from pipeline.sweep_dir import RESULT_FILE, alive, job_lock
 
 
@@ -40,20 +40,20 @@ class RecordingTask:
 
         hydra = HydraConfig.get()
         out = Path(hydra.runtime.output_dir)
-        if not self.capture_output:
-            return self._record(cfg, out, list(hydra.overrides.task))
         in_process = (socket.gethostname(), os.getpid()) == self.sweep
-        with job_output(out / f"{hydra.job.name}.log", in_process=in_process):
+        output = job_output(out / f"{hydra.job.name}.log", in_process=in_process) if self.capture_output else (
+            nullcontext())
+        # one live process per job directory (a JobBusy is retried; another live process owns the
+        # directory: nothing is written into it), held until the record is written, so a sweep
+        # stopping on Ctrl-C can wait for its workers' records (pipeline.sweep_dir.wait_for_jobs)
+        with output, job_lock(out):
             return self._record(cfg, out, list(hydra.overrides.task))
 
     def _record(self, cfg: Any, out: Path, overrides: list[str]) -> Any:
         started = time.time()
         record: dict[str, Any] = {"started": started, "overrides": overrides}
         try:
-            with job_lock(out):  # one live process per job directory (a JobBusy is retried)
-                value = self.task_function(cfg)
-        except JobBusy:  # another live process owns the directory: write nothing into it
-            raise
+            value = self.task_function(cfg)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: not the trial's fault; resume runs it again
             record.update(status="interrupted", seconds=time.time() - started)
             write_json_atomic(out / RESULT_FILE, record)
