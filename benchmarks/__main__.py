@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fidelity, search, sweeps, train_step
+from benchmarks.stats import shown
 
 PARTS = {
     "train": train_step.measure,
@@ -53,12 +54,14 @@ def table(results: dict[str, Any], quick: bool) -> str:
             return "n/a"
         return f"{v:.1%}" if pct else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
-    rows = ["| measure | value | target | |", "| --- | --- | --- | --- |"]
+    rows = ["| measure | value: median (min-max, n=repeats) | target | met by the median? |",
+            "| --- | --- | --- | --- |"]
     r = results
     if r.get("train_steps_per_s") is not None:
         rows.append("| training steps/s (64-256-256-10, BN, batch 64, float32, 1 thread) | "
-                    f"{fmt(r['train_steps_per_s'])} ({fmt(r['train_gflops'])} GFLOP/s) | | |")
-        rows.append(f"| PyTorch steps/s, same network and data order | {fmt(r['torch_steps_per_s'])} | | |")
+                    f"{shown(r.get('train_steps_per_s_spread'), fmt)} ({fmt(r['train_gflops'])} GFLOP/s) | | |")
+        rows.append(f"| PyTorch steps/s, same network and data order | {shown(r.get('torch_steps_per_s_spread'), fmt)}"
+                    " | | |")
     for key, label, pct in (("train_speedup_vs_torch", "speed-up vs PyTorch", False),
                             ("sweep_overhead_ratio", "sweep overhead per trial / Hydra's per job", False),
                             ("tracking_share", "tracking share of a default trial", True),
@@ -66,11 +69,14 @@ def table(results: dict[str, Any], quick: bool) -> str:
         if r.get(key) is not None:
             target, ok = TARGETS[key]
             verdict = "" if quick or r[key] is None else ("met" if ok(r[key]) else "**not met**")
-            value = fmt(r[key], pct) + ("x" if not pct and r[key] is not None else "")
+            unit = (lambda v: fmt(v, True)) if pct else (lambda v: fmt(v) + "x")
+            value = shown(r.get(f"{key}_spread"), unit) if r.get(f"{key}_spread") else unit(r[key])
             rows.append(f"| {label} | {value} | {target} | {verdict} |")
     if r.get("sweep_overhead_per_trial_s") is not None:
-        rows.append(f"| sweep overhead per trial / Hydra per job (s) | {fmt(r['sweep_overhead_per_trial_s'])} / "
-                    f"{fmt(r['hydra_overhead_per_job_s'])} (one-time {fmt(r['sweep_one_time_s'])}) | | |")
+        ours = shown(r.get("sweep_overhead_per_trial_s_spread"), fmt)
+        rows.append(f"| sweep overhead per trial; Hydra per job (s) | {ours}"
+                    f"; {shown(r.get('hydra_overhead_per_job_s_spread'), fmt)} (one-time {fmt(r['sweep_one_time_s'])})"
+                    " | | |")
     if r.get("mlflow_import_s") is not None:
         rows.append(f"| trial with / without MLflow (s); one-time import | {fmt(r['trial_s_tracking_on'])} / "
                     f"{fmt(r['trial_s_tracking_off'])}; {fmt(r['mlflow_import_s'])} | | |")
@@ -78,14 +84,23 @@ def table(results: dict[str, Any], quick: bool) -> str:
         steps = "; ".join(f"{name} {fmt(t)}" for name, t in r["tracking_additions"].items())
         rows.append(f"| trial time (s) as tracking grew: {steps}; all on {fmt(r['trial_s_tracking_on'])} | | | |")
     if r.get("parallel_speedups") is not None:
+        target = r.get("parallel_trial_target_s")
+        length = shown(r.get("parallel_trial_s_spread"), fmt) if r.get("parallel_trial_s_spread") else fmt(
+            r["parallel_trial_s"])
+        within = "" if quick or not target else (
+            "met" if abs(r["parallel_trial_s"] / target - 1) <= 0.15 else "**not met**")
+        rows.append(f"| parallel trials as launched (basic launcher; joblib's {fmt(r.get('parallel_trial_s_joblib'))}),"
+                    f" {r['parallel_trials']} trials of {r['parallel_epochs']} epochs | {length} s | "
+                    f"{fmt(target)} s +- 15% | {within} |")
         pairs = ", ".join(fmt(x) + "x" for x in r["parallel_speedups"])
-        rows.append(f"| joblib vs basic: {r['parallel_trials']} trials of {fmt(r['parallel_trial_s'])} s; wall (s); "
-                    f"each pair | {fmt(r['joblib_wall_s'])} vs {fmt(r['basic_wall_s'])}; {pairs} | | |")
+        rows.append(f"| joblib vs basic: wall (s); each pair | {fmt(r['joblib_wall_s'])} vs {fmt(r['basic_wall_s'])}; "
+                    f"{pairs} | | |")
     if r.get("peak_rss_mb") is not None:
-        rows.append(f"| memory of a {r['memory_trials']}-trial search in one process (MLflow on) | peak "
-                    f"{fmt(r['peak_rss_mb'])} MB; then {fmt(r['rss_growth_kb_per_trial'])} KB/trial over trials "
-                    f"{r['memory_trials']}-{r['memory_trials_total']} | flat (<= 20 KB/trial) | "
-                    f"{'' if quick else ('met' if r['rss_growth_kb_per_trial'] <= 20 else '**not met**')} |")
+        growth = r["rss_growth_kb_per_trial"]
+        rows.append(f"| memory of a {r['memory_trials']}-trial search in one process (MLflow on): peak MB; then "
+                    f"KB/trial over trials {r['memory_trials']}-{r['memory_trials_total']} | "
+                    f"{shown(r.get('peak_rss_mb_spread'), fmt)}; {shown(r.get('rss_growth_kb_per_trial_spread'), fmt)}"
+                    f" | flat (<= 20 KB/trial) | {'' if quick else ('met' if growth <= 20 else '**not met**')} |")
     if r.get("search") is not None:
         rows.append("\nSearch quality (benchmarks/search.py; held-out: python -m benchmarks.search --held-out):\n")
         rows.append(search.report(r))

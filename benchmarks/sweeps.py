@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stats import spread
+
 ROOT = Path(__file__).resolve().parents[1]
 NOOP = Path(__file__).parent / "noop" / "app.py"
 
@@ -55,53 +57,72 @@ def sweep_overhead(quick: bool) -> dict[str, Any]:
             ours_slopes.append(((w2 - t2) - (w1 - t1)) / (n2 - n1))
             one_time.append((w1 - t1) - n1 * ours_slopes[-1])
     ours, hydra = statistics.median(ours_slopes), statistics.median(hydra_slopes)
+    ratios = [o / h for o, h in zip(ours_slopes, hydra_slopes, strict=True)]
     return {"sweep_overhead_per_trial_s": ours, "hydra_overhead_per_job_s": hydra,
-            "sweep_overhead_ratio": ours / hydra, "sweep_one_time_s": statistics.median(one_time)}
+            "sweep_overhead_ratio": statistics.median(ratios), "sweep_overhead_ratio_spread": spread(ratios),
+            "sweep_overhead_per_trial_s_spread": spread(ours_slopes),
+            "hydra_overhead_per_job_s_spread": spread(hydra_slopes), "sweep_one_time_s": statistics.median(one_time)}
 
 
-def _epochs_for(seconds: float, common: list[str]) -> int:
-    """Epochs that make one trial last about ``seconds`` here (timed in-process with the same
-    settings, tracking included: its per-epoch rows are ~15% of an epoch)."""
-    from hydra import compose, initialize_config_dir
+TRIAL_S, TRIAL_TOLERANCE = 5.0, 0.15  # the parallel part's trials: 5 s +- 15% as launched
 
-    from pipeline.train import run
 
-    fixed = [*common, "quiet=true"]
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        timed = {}
-        for epochs in (5, 5, 45):  # the first run pays the imports and kernel compilation
-            start = time.perf_counter()
-            run(compose("config", [*fixed, f"trainer.epochs={epochs}", "optimizer.lr=0.03"]), verbose=False)
-            timed[epochs] = time.perf_counter() - start
-    per_epoch = (timed[45] - timed[5]) / 40
-    return max(10, round((seconds - timed[5]) / per_epoch + 5))
+def _launched_trial_s(tmp: Path, common: list[str], epochs: int, n: int = 2) -> float:
+    """How long one trial of ``epochs`` lasts as the basic launcher runs it (the task's own time
+    from its ``result.json``, median over ``n`` trials)."""
+    sweep = tmp / f"calibrate-{epochs}-{time.monotonic_ns()}"
+    _run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep}", f"hydra.sweeper.n_trials={n}",
+          "hydra.sweeper.rounds=1", "hydra.sweeper.fidelity.key=null", "hydra.sweeper.importance=false",
+          "hydra.sweeper.plots=false", "hydra.sweeper.quiet=true", *common, f"trainer.epochs={epochs}"], tmp)
+    return statistics.median(json.loads(p.read_text())["seconds"] for p in sweep.glob("*/result.json"))
+
+
+def _epochs_for(seconds: float, tmp: Path, common: list[str]) -> tuple[int, list[float]]:
+    """Epochs whose trials last ``seconds`` as launched: a line through launched trials of 8 and
+    40 epochs, then checked with launched trials of the chosen epochs and corrected (at most
+    twice) until they are within ``TRIAL_TOLERANCE``. Returns the epochs and each check's length."""
+    low, high = _launched_trial_s(tmp, common, 8), _launched_trial_s(tmp, common, 40)
+    per_epoch = max((high - low) / 32, 1e-3)
+    epochs = max(10, round(8 + (seconds - low) / per_epoch))
+    checks = []
+    for _ in range(3):
+        checks.append(_launched_trial_s(tmp, common, epochs))
+        if abs(checks[-1] / seconds - 1) <= TRIAL_TOLERANCE:
+            break
+        epochs = max(10, round(epochs * seconds / checks[-1]))
+    return epochs, checks
 
 
 def parallel_speedup(quick: bool) -> dict[str, Any]:
-    """16 trials of about 5 s each (quick: 4 short ones), MLflow on: joblib with 2 workers vs
-    the basic launcher. The epochs are calibrated on this machine so the trials last ~5 s; the
-    full mode runs two pairs in ABBA order (basic, joblib, joblib, basic) so a drift in the
-    machine's speed hits both launchers alike, and reports the median pair ratio."""
+    """16 trials of 5 s each as launched (quick: 4 short ones), MLflow on: joblib with 2 workers vs
+    the basic launcher. The epochs are calibrated on launched trials (:func:`_epochs_for`), and
+    the trials' own times in the measured sweeps are reported beside the target; the full mode
+    runs two pairs in ABBA order (basic, joblib, joblib, basic) so a drift in the machine's speed
+    hits both launchers alike, and reports the median pair ratio."""
     n = 4 if quick else 16
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         # equal-length trials: every setting fixed but a learning rate that neither diverges nor
         # stops early, so the comparison measures the launchers, not an unlucky split of work
         common = ["model.width=128", "trainer.batch_size=64", "optimizer.momentum=0.9",
-                  f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}"]
-        epochs = 10 if quick else _epochs_for(5.0, common)
-        common += [f"trainer.epochs={epochs}", "optimizer.lr=interval(0.01, 0.05)"]
+                  f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "optimizer.lr=interval(0.01, 0.05)"]
+        epochs, checks = (10, []) if quick else _epochs_for(TRIAL_S, tmp, common)
+        common.append(f"trainer.epochs={epochs}")
         joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
         order = ["basic", "joblib"] if quick else ["basic", "joblib", "joblib", "basic"]
         walls: dict[str, list[float]] = {"basic": [], "joblib": []}
-        tasks = []
+        trial_s: dict[str, list[float]] = {"basic": [], "joblib": []}
         for launcher in order:
             wall, task = _ours(tmp, n, *common, *(joblib if launcher == "joblib" else []))
             walls[launcher].append(wall)
-            tasks.append(task)
+            trial_s[launcher].append(task / n)
     ratios = [b / j for b, j in zip(walls["basic"], walls["joblib"], strict=True)]
-    return {"parallel_speedup": statistics.median(ratios), "parallel_speedups": ratios, "parallel_trials": n,
-            "parallel_trial_s": statistics.median(tasks) / n, "parallel_epochs": epochs,
+    return {"parallel_speedup": statistics.median(ratios), "parallel_speedup_spread": spread(ratios),
+            "parallel_speedups": ratios, "parallel_trials": n, "parallel_epochs": epochs,
+            "parallel_trial_target_s": TRIAL_S, "parallel_calibration_checks_s": checks,
+            "parallel_trial_s": statistics.median(trial_s["basic"]),
+            "parallel_trial_s_spread": spread(trial_s["basic"]),
+            "parallel_trial_s_joblib": statistics.median(trial_s["joblib"]),
             "basic_wall_s": statistics.median(walls["basic"]), "joblib_wall_s": statistics.median(walls["joblib"])}
 
 
@@ -159,7 +180,9 @@ def tracking_share(quick: bool) -> dict[str, Any]:
             batch_norm.BatchNorm.metrics, tracking.MlflowTracker.log_dataset = metrics, log_dataset
     median = {k: statistics.median(v) for k, v in times.items()}
     t_on, t_off = median["on"], median["off"]
-    return {"tracking_share": (t_on - t_off) / t_on, "trial_s_tracking_on": t_on, "trial_s_tracking_off": t_off,
+    shares = [(on - off) / on for on, off in zip(times["on"], times["off"], strict=True)]  # per repeat
+    return {"tracking_share": (t_on - t_off) / t_on,
+            "tracking_share_spread": spread(shares), "trial_s_tracking_on": t_on, "trial_s_tracking_off": t_off,
             "tracking_calls_s": statistics.median(calls), "mlflow_import_s": import_s,
             "tracking_additions": {k: v for k, v in median.items() if k not in ("off", "on")}}
 
@@ -174,26 +197,34 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 
 def memory(quick: bool) -> dict[str, Any]:
-    """:func:`memory_in_process` in a fresh interpreter, so what the other parts loaded (PyTorch,
-    Optuna, thousands of quality trials) is not counted."""
+    """:func:`memory_in_process` in a fresh interpreter each repeat (2; quick: 1), so what the
+    other parts loaded (PyTorch, Optuna, thousands of search trials) is not counted."""
     code = ("import json, sys, pipeline\nfrom benchmarks.sweeps import memory_in_process\n"
             f"print('RESULT ' + json.dumps(memory_in_process({quick!r})))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory benchmark failed:\n{proc.stderr[-3000:]}")
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    runs = []
+    for _ in range(1 if quick else 2):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory benchmark failed:\n{proc.stderr[-3000:]}")
+        line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+        runs.append(json.loads(line[len("RESULT "):]))
+    out = dict(runs[0])
+    for key in ("peak_rss_mb", "rss_growth_kb_per_trial"):
+        values = [r[key] for r in runs]
+        out[key], out[f"{key}_spread"] = statistics.median(values), spread(values)
+    return out
 
 
 def memory_in_process(quick: bool) -> dict[str, Any]:
     """Resident memory over a search in one process (MLflow on). The first ~50 trials fill
     bounded caches (SQLite's page cache, SQLAlchemy's statement cache grow with the store, then
-    stop), so the leak check is the growth per trial *after* a 50-trial sweep: trials 50-150."""
+    stop), so the leak check is the growth per trial *after* a 50-trial sweep: the slope of a
+    least-squares line through the resident size after each of trials 50-300."""
     from hydra import compose, initialize_config_dir
 
     from pipeline.train import run
 
-    n, total = (8, 12) if quick else (50, 150)
+    n, total = (8, 12) if quick else (50, 300)
     rss = []
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         uri = f"sqlite:///{tmp}/mlflow.db"
@@ -202,6 +233,8 @@ def memory_in_process(quick: bool) -> dict[str, Any]:
             rss.append(_rss_mb())
             if i == n - 1:
                 peak = _rss_mb("VmHWM")
-    late = (rss[-1] - rss[n - 1]) / (total - n) * 1024
+    import numpy as np
+
+    late = float(np.polyfit(np.arange(n, total), rss[n:], 1)[0]) * 1024  # MB per trial -> KB
     return {"peak_rss_mb": peak, "rss_first_mb": rss[0], "rss_after_sweep_mb": rss[n - 1], "rss_last_mb": rss[-1],
             "rss_growth_kb_per_trial": late, "memory_trials": n, "memory_trials_total": total}

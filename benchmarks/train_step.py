@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.stats import spread
+
 WIDTH, DEPTH, BATCH, LR, MOMENTUM = 256, 2, 64, 0.05, 0.9
 
 
@@ -96,7 +98,7 @@ def measure(quick: bool) -> dict[str, Any]:
         blas = threadpool_info()
     mine = statistics.median(a)
     out: dict[str, Any] = {
-        "train_steps_per_s": mine,
+        "train_steps_per_s": mine, "train_steps_per_s_spread": spread(a),
         "train_gflops": mine * flops_per_step(X.shape[1], 10) / 1e9,
         "blas": [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in blas
                  if i.get("user_api") == "blas"],
@@ -104,6 +106,8 @@ def measure(quick: bool) -> dict[str, Any]:
     if have_torch:
         theirs = statistics.median(b)
         out.update(torch_steps_per_s=theirs, train_speedup_vs_torch=mine / theirs,
+                   torch_steps_per_s_spread=spread(b),
+                   train_speedup_vs_torch_spread=spread([x / t for x, t in zip(a, b, strict=True)]),
                    torch_version=torch.__version__)
     else:
         out.update(torch_steps_per_s=None, train_speedup_vs_torch=None,
