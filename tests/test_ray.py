@@ -30,4 +30,7 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     assert len(trials) == 10 and all(t.info.status == "FINISHED" for t in trials)  # one per configuration
     assert sorted({t.data.tags["rung"] for t in trials}) == ["1", "2", "3"]
     assert len(list((tmp_path / "sweep").glob("*/result.json"))) == 7 + 4 + 2  # one job per rung of each
+    # what the trials print goes to their job logs, not through Ray to the sweep's terminal
+    assert "digits/batch_norm/sgd |" not in proc.stdout + proc.stderr
+    assert "digits/batch_norm/sgd |" in (tmp_path / "sweep" / "0" / "__main__.log").read_text()
     check_continued(tmp_path / "sweep", f"sqlite:///{db}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -37,6 +38,7 @@ class RecordingTask:
         host, pid = self.sweep
         if os.getpid() != pid and socket.gethostname() == host:  # a worker process of this machine
             _exit_with(pid)
+            interrupt_only_in_tasks()
 
         hydra = HydraConfig.get()
         out = Path(hydra.runtime.output_dir)
@@ -46,8 +48,13 @@ class RecordingTask:
         # one live process per job directory (a JobBusy is retried; another live process owns the
         # directory: nothing is written into it), held until the record is written, so a sweep
         # stopping on Ctrl-C can wait for its workers' records (pipeline.sweep_dir.wait_for_jobs)
+        global _IN_TASK
         with output, job_lock(out):
-            return self._record(cfg, out, list(hydra.overrides.task))
+            _IN_TASK = True
+            try:
+                return self._record(cfg, out, list(hydra.overrides.task))
+            finally:
+                _IN_TASK = False
 
     def _record(self, cfg: Any, out: Path, overrides: list[str]) -> Any:
         started = time.time()
@@ -112,6 +119,27 @@ def job_output(log_file: Path, *, in_process: bool) -> Iterator[None]:
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+_IN_TASK = False  # this process is inside a trial
+_INTERRUPT_HANDLER: list[Any] = []
+
+
+def interrupt_only_in_tasks() -> None:
+    """In a pool worker: Ctrl-C (SIGINT to the terminal's whole process group) interrupts the
+    trial the worker runs, and is ignored between trials: a worker that dies idle makes the pool
+    kill the busy ones before they record their trials as interrupted. Once per process; a
+    process that ignores SIGINT keeps ignoring it."""
+    if (_INTERRUPT_HANDLER or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None)):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if _IN_TASK:
+            raise KeyboardInterrupt
+
+    _INTERRUPT_HANDLER.append(handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 _WATCHED: set[int] = set()

@@ -34,6 +34,10 @@ def warm_imports(tracking: bool) -> tuple[int, float]:
     start = time.perf_counter()
     import hydra.core.utils  # noqa: F401 - run_job, what every job calls first
 
+    from hydra_plugins.zoom_sweeper._task import interrupt_only_in_tasks
+
+    interrupt_only_in_tasks()  # an idle worker outlives a Ctrl-C (the sweep's records need it)
+
     import pipeline.train  # noqa: F401
     from pipeline import kernels
 
