@@ -80,6 +80,7 @@ class SweepLineage(NullLineage):
         assert tracking.uri is not None
         self.tracking = tracking
         self.sweep_name = sweep_name
+        self._experiment: str | None = None  # the experiment of every run of this sweep
         self.sweep_dir = sweep_dir
         self.parent: Any = None
         self.runs: dict[int, Any] = {}  # search index -> its run (the parent when not crossed)
@@ -93,6 +94,12 @@ class SweepLineage(NullLineage):
     @property
     def parent_run_id(self) -> str | None:
         return self.parent.run_id if self.parent is not None else None
+
+    def _experiment_id(self) -> str:
+        """The experiment the sweep's runs are in (read from the store once)."""
+        if self._experiment is None:
+            self._experiment = self.parent.client.get_run(self.parent.run_id).info.experiment_id
+        return self._experiment
 
     def search_run_ids(self) -> dict[str, str]:
         return {str(i): run.run_id for i, run in self.runs.items() if run is not self.parent}
@@ -147,8 +154,7 @@ class SweepLineage(NullLineage):
         """Trial runs a dead sweep process left RUNNING under this sweep become KILLED."""
         client = self.parent.client
         parents = {self.parent.run_id, *(r.run_id for r in self.runs.values())}
-        experiment_id = client.get_run(self.parent.run_id).info.experiment_id
-        for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+        for run in client.search_runs([self._experiment_id()], filter_string="attributes.status = 'RUNNING'",
                                       max_results=10000):
             if run.data.tags.get("mlflow.parentRunId") in parents and run.info.run_id not in parents:
                 client.set_tag(run.info.run_id, "failure_reason", "interrupted: the sweep process died")
@@ -173,9 +179,8 @@ class SweepLineage(NullLineage):
 
     def _children(self, search: Any, finished_only: bool = True) -> list[Any]:
         run = self.runs[search.index]
-        experiment_id = run.client.get_run(run.run_id).info.experiment_id
         status = " and attributes.status = 'FINISHED'" if finished_only else ""
-        return run.client.search_runs([experiment_id], max_results=10000, filter_string=(
+        return run.client.search_runs([self._experiment_id()], max_results=10000, filter_string=(
             f"tags.mlflow.parentRunId = '{run.run_id}'{status}"))
 
     def finished(self, search: Any) -> dict[int, Outcome]:
@@ -269,9 +274,8 @@ class SweepLineage(NullLineage):
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking.uri)
-        experiment_id = self.parent.client.get_run(self.parent.run_id).info.experiment_id
         models = mlflow.search_logged_models(
-            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{self.parent.run_id}'",
+            experiment_ids=[self._experiment_id()], filter_string=f"source_run_id = '{self.parent.run_id}'",
             order_by=[{"field_name": "creation_time", "ascending": False}], max_results=1, output_format="list")
         if not models:
             raise LookupError(f"the export hook logged no model on the sweep's run {self.parent.run_id}")
@@ -290,8 +294,7 @@ class SweepLineage(NullLineage):
 
         if self.parent is None or not self.parent.run_id:
             return None
-        experiment_id = self.parent.client.get_run(self.parent.run_id).info.experiment_id
-        return mlflow_ui_hint(self.tracking.uri, experiment_id) + f"  (sweep run {self.parent.run_id})"
+        return mlflow_ui_hint(self.tracking.uri, self._experiment_id()) + f"  (sweep run {self.parent.run_id})"
 
 
 def sweep_name(sweep_dir: Path) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-# Hydra overrides a command rebuilds itself (the sweep's own directory and mode, the search path).
-_REBUILT = ("hydra.sweep.dir=", "hydra.sweeper.resume=", "hydra.mode=", "hydra.searchpath=", "+hydra.searchpath=",
-            "++hydra.searchpath=")
+# Hydra overrides a command rebuilds itself (the sweep's own directory and mode, the search
+# path), matched with or without a leading + or ++.
+_REBUILT = ("hydra.sweep.dir=", "hydra.sweeper.resume=", "hydra.mode=", "hydra.searchpath=")
 
 
 class Commands:
@@ -29,7 +29,7 @@ class Commands:
         return " ".join([program(), *map(shlex.quote, [*self.config_dirs(), *self.searchpath(), *overrides])])
 
     def resume(self) -> str:
-        hydra_overrides = [o for o in self.config.hydra.overrides.hydra if not o.startswith(_REBUILT)]
+        hydra_overrides = [o for o in self.config.hydra.overrides.hydra if not o.lstrip("+").startswith(_REBUILT)]
         args = [*self.config_dirs(), "-m", *self.searchpath(), *hydra_overrides, *self.config.hydra.overrides.task,
                 f"hydra.sweep.dir={self.sweep_dir.resolve()}", "hydra.sweeper.resume=true"]
         return " ".join([program(), *map(shlex.quote, args)])

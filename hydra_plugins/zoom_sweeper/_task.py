@@ -35,14 +35,14 @@ class RecordingTask:
     def __call__(self, cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
-        host, pid = self.sweep
-        if os.getpid() != pid and socket.gethostname() == host:  # a worker process of this machine
+        (host, pid), here = self.sweep, (socket.gethostname(), os.getpid())
+        in_process = here == self.sweep
+        if here[0] == host and not in_process:  # a worker process of this machine
             _exit_with(pid)
             interrupt_only_in_tasks()
 
         hydra = HydraConfig.get()
         out = Path(hydra.runtime.output_dir)
-        in_process = (socket.gethostname(), os.getpid()) == self.sweep
         output = job_output(out / f"{hydra.job.name}.log", in_process=in_process) if self.capture_output else (
             nullcontext())
         # one live process per job directory (a JobBusy is retried; another live process owns the
