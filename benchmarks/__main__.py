@@ -88,10 +88,10 @@ def table(results: dict[str, Any], quick: bool) -> str:
         length = shown(r.get("parallel_trial_s_spread"), fmt) if r.get("parallel_trial_s_spread") else fmt(
             r["parallel_trial_s"])
         within = "" if quick or not target else (
-            "met" if abs(r["parallel_trial_s"] / target - 1) <= 0.15 else "**not met**")
+            "met" if abs(r["parallel_trial_s"] / target - 1) <= sweeps.TRIAL_TOLERANCE else "**not met**")
         rows.append(f"| parallel trials as launched (basic launcher; joblib's {fmt(r.get('parallel_trial_s_joblib'))}),"
                     f" {r['parallel_trials']} trials of {r['parallel_epochs']} epochs | {length} s | "
-                    f"{fmt(target)} s +- 15% | {within} |")
+                    f"{fmt(target)} s +- {sweeps.TRIAL_TOLERANCE:.0%} | {within} |")
         pairs = ", ".join(fmt(x) + "x" for x in r["parallel_speedups"])
         rows.append(f"| joblib vs basic: wall (s); each pair | {fmt(r['joblib_wall_s'])} vs {fmt(r['basic_wall_s'])}; "
                     f"{pairs} | | |")

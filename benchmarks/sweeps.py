@@ -68,13 +68,9 @@ TRIAL_S, TRIAL_TOLERANCE = 5.0, 0.15  # the parallel part's trials: 5 s +- 15% a
 
 
 def _launched_trial_s(tmp: Path, common: list[str], epochs: int, n: int = 2) -> float:
-    """How long one trial of ``epochs`` lasts as the basic launcher runs it (the task's own time
-    from its ``result.json``, median over ``n`` trials)."""
-    sweep = tmp / f"calibrate-{epochs}-{time.monotonic_ns()}"
-    _run([sys.executable, "-m", "pipeline", "-m", f"hydra.sweep.dir={sweep}", f"hydra.sweeper.n_trials={n}",
-          "hydra.sweeper.rounds=1", "hydra.sweeper.fidelity.key=null", "hydra.sweeper.importance=false",
-          "hydra.sweeper.plots=false", "hydra.sweeper.quiet=true", *common, f"trainer.epochs={epochs}"], tmp)
-    return statistics.median(json.loads(p.read_text())["seconds"] for p in sweep.glob("*/result.json"))
+    """How long one trial of ``epochs`` lasts as the basic launcher runs it (the tasks' own time
+    from their ``result.json``, mean over ``n`` trials)."""
+    return _ours(tmp, n, *common, f"trainer.epochs={epochs}")[1] / n
 
 
 def _epochs_for(seconds: float, tmp: Path, common: list[str]) -> tuple[int, list[float]]:

@@ -162,7 +162,8 @@ def job_lock(job_dir: Path) -> Iterator[None]:
         except FileExistsError:
             held = path.read_text() if path.exists() else ""
             host, _, pid = held.partition(" ")
-            dead = host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+            owner = _owner_here(held)
+            dead = owner is not None and not alive(owner)
             if (dead or _nameless(path, held)) and path.exists() and path.read_text() == held:
                 path.unlink(missing_ok=True)  # a dead process's: take it over
                 continue
@@ -187,15 +188,22 @@ def job_lock(job_dir: Path) -> Iterator[None]:
 def running_jobs(root: Path) -> list[Path]:
     """Job directories under ``root`` whose lock a live process of this host holds, other than
     this one (workers still inside a job)."""
-    here, out = socket.gethostname(), []
+    out = []
     for lock in Path(root).rglob(JOB_LOCK):
         try:
-            host, _, pid = lock.read_text().partition(" ")
+            owner = _owner_here(lock.read_text())
         except OSError:
             continue
-        if host == here and pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
+        if owner is not None and owner != os.getpid() and alive(owner):
             out.append(lock.parent)
     return out
+
+
+def _owner_here(held: str) -> int | None:
+    """The pid a lock's text (``<host> <pid>``) names when that process is of this host, else
+    ``None`` (another host's, or nameless)."""
+    host, _, pid = held.partition(" ")
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
 def wait_for_jobs(root: Path, timeout_s: float = 10.0, poll_s: float = 0.05) -> list[Path]:

@@ -318,10 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    print(space_text(space, header=header), end="")
+    text = space_text(space, header=header)
+    print(text, end="")
     if args.out is not None:
+        from pipeline.atomic import write_text_atomic
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_space(args.out, space, header=header)
+        write_text_atomic(args.out, text)
         print(f"# written to {args.out}")
     return 0
 
