@@ -1,6 +1,8 @@
-"""python -m benchmarks [--quick] [--only train,overhead,tracking,parallel,search,fidelity,memory]
+"""python -m benchmarks [--quick] [--held-out] [--only train,overhead,tracking,parallel,search,fidelity,memory]
 
-Prints a markdown table and writes outputs/bench/latest.json."""
+Prints a markdown table and writes outputs/bench/latest.json. The search and fidelity parts run
+their tuning seeds, or with ``--held-out`` the seeds no policy or default was chosen on (what the
+README reports); each also writes every seed's value to ``outputs/bench/<part>_<seeds>.json``."""
 
 from __future__ import annotations
 
@@ -10,21 +12,26 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks import fidelity, search, sweeps, train_step
 from benchmarks.stats import shown
 
-PARTS = {
-    "train": train_step.measure,
-    "overhead": sweeps.sweep_overhead,
-    "tracking": sweeps.tracking_share,
-    "parallel": sweeps.parallel_speedup,
-    "search": search.measure,
-    "fidelity": fidelity.measure,
-    "memory": sweeps.memory,
+# part: measure(quick, held_out); only the search and fidelity parts have seed sets
+PARTS: dict[str, Callable[[bool, bool], dict[str, Any]]] = {
+    "train": lambda quick, _: train_step.measure(quick),
+    "overhead": lambda quick, _: sweeps.sweep_overhead(quick),
+    "tracking": lambda quick, _: sweeps.tracking_share(quick),
+    "parallel": lambda quick, _: sweeps.parallel_speedup(quick),
+    "search": lambda quick, held_out: search.measure(
+        quick, search.HELD_OUT_SEEDS if held_out else search.TUNING_SEEDS),
+    "fidelity": lambda quick, held_out: fidelity.measure(
+        quick, fidelity.HELD_OUT_SEEDS if held_out else fidelity.TUNING_SEEDS),
+    "memory": lambda quick, _: sweeps.memory(quick),
 }
+SEED_FILES = ("search", "fidelity")  # parts that write every seed's value beside latest.json
 TARGETS = {  # key: (target text, passes)
     "train_speedup_vs_torch": (">= 2x PyTorch", lambda v: v >= 2.0),
     "sweep_overhead_ratio": ("<= 1.3x Hydra's", lambda v: v <= 1.3),
@@ -102,7 +109,8 @@ def table(results: dict[str, Any], quick: bool) -> str:
                     f"{shown(r.get('peak_rss_mb_spread'), fmt)}; {shown(r.get('rss_growth_kb_per_trial_spread'), fmt)}"
                     f" | flat (<= 20 KB/trial) | {'' if quick else ('met' if growth <= 20 else '**not met**')} |")
     if r.get("search") is not None:
-        rows.append("\nSearch quality (benchmarks/search.py; held-out: python -m benchmarks.search --held-out):\n")
+        seeds = "held-out" if r.get("seed_set") == "held_out" else "tuning"
+        rows.append(f"\nSearch quality on the {seeds} seeds (benchmarks/search.py):\n")
         rows.append(search.report(r))
     if r.get("fidelity") is not None:
         rows.append("\n" + fidelity.report(r))
@@ -112,6 +120,8 @@ def table(results: dict[str, Any], quick: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (no targets judged)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="search and fidelity on their held-out seeds instead of the tuning seeds")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {list(PARTS)}")
     parser.add_argument("--out", type=Path, default=Path("outputs") / "bench" / "latest.json")
     args = parser.parse_args(argv)
@@ -120,12 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "command": command}
+    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "command": command,
+                               "seed_set": "held_out" if args.held_out else "tuning"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for part in parts:
         start = time.perf_counter()
         print(f"[{part}] ...", file=sys.stderr, flush=True)
-        results.update(PARTS[part](args.quick))
+        measured = PARTS[part](args.quick, args.held_out)
+        results.update(measured)
         results.setdefault("seconds", {})[part] = round(time.perf_counter() - start, 1)
+        if part in SEED_FILES and not args.quick:  # the same file python -m benchmarks.<part> writes
+            seeds = args.out.parent / f"{part}_{'held_out' if args.held_out else 'tuning'}.json"
+            seeds.write_text(json.dumps(measured, default=str))
     for key in ("train_steps_per_s", "torch_steps_per_s", "train_speedup_vs_torch", "sweep_overhead_ratio",
                 "tracking_share", "parallel_speedup", "search", "peak_rss_mb"):
         results.setdefault(key, None)
