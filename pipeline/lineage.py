@@ -266,13 +266,35 @@ class SweepLineage(NullLineage):
 
     def export(self, hook: Any, job_dir: Path) -> str | None:
         """Call the app's export hook (``hydra.sweeper.export``) with the best trial's job
-        directory and the sweep's run; returns the URI of the model it logged."""
-        return hook(job_dir=job_dir, run_id=self.parent.run_id, tracking_uri=self.tracking.uri)
+        directory and the sweep's run; returns the URI of the model it logged. Once per best
+        trial: the sweep's run keeps which job's model it holds (``model_job``, ``model_uri``), so
+        resuming a finished sweep does not log the same model again."""
+        job = self._job_name(job_dir)
+        tags = self.parent.client.get_run(self.parent.run_id).data.tags
+        if tags.get("model_job") == job and tags.get("model_uri"):
+            return tags["model_uri"]
+        uri = hook(job_dir=job_dir, run_id=self.parent.run_id, tracking_uri=self.tracking.uri)
+        if uri:
+            self.parent.set_tags({"model_job": job, "model_uri": uri})
+        return uri
+
+    def _job_name(self, job_dir: Path) -> str:
+        """A job directory named relative to the sweep's (the same after the sweep is moved)."""
+        try:
+            return Path(job_dir).resolve().relative_to(self.sweep_dir.resolve()).as_posix()
+        except ValueError:
+            return str(job_dir)
 
     def register(self, name: str) -> str:
-        """Register the newest model logged on the sweep's run as ``name``; returns its version."""
+        """Register the newest model logged on the sweep's run as ``name``; returns its version.
+        Once per logged model and name: the sweep's run keeps the version it registered
+        (``registered_model``: ``<name>/<version>`` of ``model_uri``)."""
         import mlflow
 
+        tags = self.parent.client.get_run(self.parent.run_id).data.tags
+        done = tags.get("registered_model", "")
+        if done.rpartition("/")[0] == name and tags.get("registered_uri") == tags.get("model_uri"):
+            return done.rpartition("/")[2]
         mlflow.set_tracking_uri(self.tracking.uri)
         models = mlflow.search_logged_models(
             experiment_ids=[self._experiment_id()], filter_string=f"source_run_id = '{self.parent.run_id}'",
@@ -280,7 +302,9 @@ class SweepLineage(NullLineage):
         if not models:
             raise LookupError(f"the export hook logged no model on the sweep's run {self.parent.run_id}")
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..."
-            return str(mlflow.register_model(models[0].model_uri, name).version)
+            version = str(mlflow.register_model(models[0].model_uri, name).version)
+        self.parent.set_tags({"registered_model": f"{name}/{version}", "registered_uri": tags.get("model_uri", "")})
+        return version
 
     def end(self, status: str, reason: str | None = None) -> None:
         for run in self.runs.values():

@@ -86,6 +86,13 @@ def test_a_sweep_in_mlflow(tmp_path: Path, tracking_uri: str) -> None:
     again = mlflow.pyfunc.load_model("models:/digits-mlp/1").predict(raw[:3])
     np.testing.assert_allclose(again.to_numpy(), probabilities.to_numpy()[:3], atol=1e-6)  # float32 model
 
+    # resuming the finished sweep neither logs the model again nor registers a second version
+    resumed = _sweep(tmp_path, tracking_uri, "hydra.sweeper.register_model=digits-mlp", "hydra.sweeper.resume=true")
+    assert f"Model: {model.model_uri}" in resumed.stdout and "Registered: models:/digits-mlp/1" in resumed.stdout
+    assert [m.model_id for m in mlflow.search_logged_models(experiment_ids=[experiment.experiment_id],
+                                                             output_format="list")] == [model.model_id]
+    assert [str(v.version) for v in client.search_model_versions("name = 'digits-mlp'")] == ["1"]
+
 
 def test_the_model_names_its_columns_by_the_original_labels(tmp_path: Path, tracking_uri: str) -> None:
     """npz labels are remapped to 0..k-1 for training; the model's columns carry the originals."""
