@@ -1,8 +1,8 @@
 """python -m benchmarks [--quick] [--held-out] [--only train,overhead,tracking,parallel,search,fidelity,memory]
 
 Prints a markdown table and writes outputs/bench/latest.json. The search and fidelity parts run
-their tuning seeds, or with ``--held-out`` the seeds no policy or default was chosen on (what the
-README reports); each also writes every seed's value to ``outputs/bench/<part>_<seeds>.json``."""
+their tuning seeds, or with --held-out the seeds no policy or default was chosen on (what the
+README reports); each also writes every seed's value to outputs/bench/<part>_<seeds>.json."""
 
 from __future__ import annotations
 

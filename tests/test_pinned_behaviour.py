@@ -42,7 +42,7 @@ APP = ["trainer.epochs=1", "model.width=tag(log, int(interval(8, 32)))", "hydra.
 # run tags whose values differ from run to run (ids, paths, times, floats from BLAS)
 VOLATILE_TAGS = {"mlflow.parentRunId", "mlflow.user", "mlflow.source.name", "mlflow.source.type",
                  "mlflow.runName", "best_run_id", "best_value", "sweep_dir", "mlflow.note.content",
-                 "best_combination", "sweep"}  # sweep: the last two parts of a temporary directory
+                 "best_combination", "sweep", "model_uri"}  # sweep: the last two parts of a temporary directory
 
 
 def _sphere(tmp: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
