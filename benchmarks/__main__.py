@@ -119,7 +119,7 @@ def table(results: dict[str, Any], quick: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (no targets judged)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute (no targets judged)")
     parser.add_argument("--held-out", action="store_true",
                         help="search and fidelity on their held-out seeds instead of the tuning seeds")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {list(PARTS)}")
