@@ -84,8 +84,8 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     records = [yaml.safe_load(p.read_text()) for p in sweep_dir.glob("*/result.json")]
     assert all(r["status"] in ("completed", "interrupted") for r in records)
     running = 2 if launcher else 1  # the trials running: trial 3 (paused) and, with 2 workers, its neighbour
-    statuses = {d.name: sorted(f.name for f in d.iterdir()) for d in sweep_dir.iterdir() if d.name.isdigit()}
-    assert 1 <= [r["status"] for r in records].count("interrupted") <= running, (statuses, err[-3000:])
+    assert 1 <= [r["status"] for r in records].count("interrupted") <= running, (  # on failure: each job's files
+        {d.name: sorted(f.name for f in d.iterdir()) for d in sweep_dir.iterdir() if d.name.isdigit()}, err[-3000:])
     resume = [line for line in err.splitlines() if "Continue with:" in line][0].split("Continue with: ", 1)[1]
     resumed = subprocess.run(resume, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
