@@ -6,7 +6,7 @@ and without, the spirals with batch norm; this app's default space).
 Methods, each on the same seeds:
 
 * reference: the sweeper's default policy at full fidelity, ``n_trials=48`` x 20 epochs = 960;
-* the fidelity schedule (pipeline.fidelity) with one set of settings for all problems, fixed
+* the fidelity schedule (pipeline.search.fidelity) with one set of settings for all problems, fixed
   before any run (``FIDELITY``: 2 to 20 epochs, eta 3, promoted trials continued from their
   checkpoint), at a budget of 960 epochs and of 320;
 * Optuna's TPE with ``HyperbandPruner(min_resource=2, max_resource=20, reduction_factor=3)`` on
@@ -34,9 +34,9 @@ from typing import Any
 from benchmarks.problems import TRAINED, Problem, train
 from benchmarks.search import outcome
 from pipeline.errors import TrialPruned
-from pipeline.fidelity import Fidelity, plan
-from pipeline.schedule import Schedule
-from pipeline.sweep import Outcome, search
+from pipeline.search.fidelity import Fidelity, plan
+from pipeline.search.rounds import Outcome, search
+from pipeline.search.schedule import Schedule
 
 FIDELITY = Fidelity("trainer.epochs", 2, 20, 3, "trainer.resume_from")
 MAX_EPOCHS, BUDGET, CHEAP = 20, 960, 320

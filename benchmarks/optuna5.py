@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.problems import Problem
-from pipeline.search import Choice, Interval
+from pipeline.search.space import Choice, Interval
 
 OPTUNA = "optuna==5.0.0"
 ENV = Path("outputs") / "bench" / "optuna5"

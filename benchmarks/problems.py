@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from pipeline.search import SearchSpace, parse
+from pipeline.search.space import SearchSpace, parse
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def train(problem: Problem, params: Mapping[str, Any], *extra: str,
     from hydra.core.global_hydra import GlobalHydra
 
     from pipeline.errors import TrainingDiverged
-    from pipeline.train import run
+    from pipeline.train.stage import run
 
     overrides = [*problem.overrides, "tracking.enabled=false", "quiet=true", *problem.space.overrides(dict(params)),
                  *extra]

@@ -32,9 +32,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.problems import PROBLEMS, TRAINED, Problem
-from pipeline.schedule import Schedule
-from pipeline.sweep import Outcome, search
-from pipeline.zoom import ZoomMode, ZoomPolicy
+from pipeline.search.rounds import Outcome, search
+from pipeline.search.schedule import Schedule
+from pipeline.search.zoom import ZoomMode, ZoomPolicy
 
 BUDGETS = (20, 50, 100)
 TUNING_SEEDS = tuple(range(20))
@@ -96,8 +96,8 @@ def one_at_a_time(sampler: Callable[[int], Any]) -> Callable[[Problem, int, int]
     def run(problem: Problem, n: int, seed: int) -> list[float]:
         values: list[float] = []
         s, trials = sampler(seed), []
-        from pipeline.objective import History, Objective
-        from pipeline.trial import Trial
+        from pipeline.search.objective import History, Objective
+        from pipeline.search.trial import Trial
 
         for r in range(n):
             (params,) = s.sample(problem.space, 1, stream=(0, r + 1), history=History(trials, Objective()))
@@ -140,7 +140,7 @@ def optuna_distributions(problem: Problem) -> dict[str, Any]:
 
 
 def _typed(problem: Problem, key: str, value: Any) -> Any:
-    from pipeline.search import Choice
+    from pipeline.search.space import Choice
 
     return str(value) if isinstance(problem.space.dim(key), Choice) else value
 

@@ -135,8 +135,8 @@ def tracking_share(quick: bool) -> dict[str, Any]:
     the machine spreads evenly: ``tracking_additions`` gives the median trial time of each."""
     from hydra import compose, initialize_config_dir
 
-    from pipeline import tracking
-    from pipeline.train import run
+    from pipeline.tracking import tracker as tracking
+    from pipeline.train.stage import run
     from plugins.normalization import batch_norm
 
     repeats = 2 if quick else 15
@@ -218,7 +218,7 @@ def memory_in_process(quick: bool) -> dict[str, Any]:
     least-squares line through the resident size after each of trials 50-300."""
     from hydra import compose, initialize_config_dir
 
-    from pipeline.train import run
+    from pipeline.train.stage import run
 
     n, total = (8, 12) if quick else (50, 300)
     rss = []

@@ -31,8 +31,8 @@ def flops_per_step(n_in: int, n_classes: int) -> float:
 
 
 def ours(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> float:
-    from pipeline.nn import MLP, softmax_cross_entropy
-    from pipeline.optim import SGD
+    from pipeline.train.nn import MLP, softmax_cross_entropy
+    from pipeline.train.optim import SGD
     from plugins.normalization.batch_norm import BatchNorm
 
     model = MLP(X.shape[1], 10, width=WIDTH, depth=DEPTH, make_norm=lambda n: BatchNorm(n, dtype=np.float32),
@@ -73,7 +73,7 @@ def torch_steps(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> floa
 def measure(quick: bool) -> dict[str, Any]:
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from pipeline.data import digits
+    from pipeline.train.data import digits
 
     data = digits(val_fraction=0.15, test_fraction=0.15, split_seed=0, dtype=np.float32)
     X, y = data.X_train, data.y_train

@@ -1,65 +1,14 @@
-"""pipeline: numpy MLP training stages and hyperparameter sweeps with Hydra and MLflow."""
+"""pipeline: numpy MLP training stages and hyperparameter sweeps with Hydra and MLflow.
+
+The package is split by role (docs/architecture.md): ``train/`` the numpy training stage,
+``search/`` the Hydra- and MLflow-free search engine, ``sweep/`` one planned sweep (settings,
+runner, files, MLflow lineage, reports), ``tracking/`` one MLflow run, ``app/`` this app's Hydra
+edge; ``errors``, ``atomic`` and ``registry`` are the floor every wing stands on."""
 
 from __future__ import annotations
 
-import os
-import sys
+from pipeline import _moved
 
 __version__ = "0.1.0"
 
-
-def _zen4() -> bool:
-    """An AMD Zen 4 CPU (family 25 with AVX-512), read from ``/proc/cpuinfo`` (Linux only)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            head = f.read(8192)
-    except OSError:
-        return False
-    fields = dict(line.split(":", 1) for line in head.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
-            and "avx512f" in fields.get("flags", "").split())
-
-
-def _choose_openblas_kernels() -> None:
-    """OpenBLAS runs its SkylakeX kernels on Zen 4, whose AVX-512 units are 256 bits wide; for this
-    project's small float32 products its Haswell (AVX2) kernels are faster there: 5-25% per
-    product, 8% per training step (``dy @ W.T`` on 256 x 256: 111 -> 85 us). The choice is an
-    environment variable read when numpy loads OpenBLAS, so it only takes effect when ``pipeline``
-    is imported before numpy (``python -m pipeline``, the sweeps' worker processes, which inherit
-    it, ``python -m benchmarks``). Never overrides an ``OPENBLAS_CORETYPE`` of the user's;
-    ``PIPELINE_BLAS_TUNING=0`` turns it off."""
-    if "numpy" in sys.modules or "OPENBLAS_CORETYPE" in os.environ:
-        return
-    if os.environ.get("PIPELINE_BLAS_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
-        return
-    if _zen4():
-        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-
-
-_choose_openblas_kernels()
-
-
-def _tracking_uri(enabled: bool, uri: str | None) -> str | None:
-    """``${pipeline.tracking_uri:${tracking.enabled},${tracking.uri}}``: this app's store as the
-    sweeper's ``tracking.uri`` (the default SQLite file for null), or null when tracking is off.
-    Checked later, where a bad URI is reported as one line (pipeline.plan)."""
-    from pipeline.tracking import DEFAULT_DB
-
-    if not enabled:
-        return None
-    return uri if uri else f"sqlite:///{DEFAULT_DB.resolve()}"
-
-
-def _register_resolvers() -> None:
-    """This app's config resolver and its typed schema (pipeline.schema), for Hydra to compose with."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("pipeline.tracking_uri"):
-        OmegaConf.register_new_resolver("pipeline.tracking_uri", _tracking_uri)
-    from pipeline import schema
-
-    schema.register()
-
-
-_register_resolvers()
+_moved.install()  # module paths from before the split stay importable (pipeline._moved)

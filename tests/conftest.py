@@ -12,6 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from pipeline.app.resolvers import register
+
+register()  # the schema and resolver conf/config.yaml composes with, as python -m pipeline does
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

@@ -37,7 +37,7 @@ def test_trained_problem_is_the_apps_trial() -> None:
     """A trained problem of the search benchmark is this app's trial on its default space: the
     value is the run's val_loss, the same on a second call, and the space is conf/config.yaml's."""
     from benchmarks.problems import TRAINED
-    from pipeline.search import Interval
+    from pipeline.search.space import Interval
 
     problem = TRAINED["spirals_batch_norm"]
     params = {"optimizer.lr": 0.05, "optimizer.momentum": 0.9, "model.width": 32, "trainer.batch_size": 64}

@@ -1,4 +1,5 @@
-"""``import pipeline`` before numpy picks OpenBLAS's Haswell kernels on Zen 4, and only then."""
+"""The entry point (``python -m pipeline``, the ``pipeline`` command) picks OpenBLAS's Haswell
+kernels on Zen 4 before numpy loads, and only then; ``import pipeline`` alone changes nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-import pipeline
+from pipeline.app import blas
 
 PROBE = """
 import json, os, sys
@@ -28,9 +29,9 @@ def _probe(first: str, **env: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_pipeline_first_sets_the_kernels_only_on_zen4() -> None:
-    got = _probe("import pipeline")
-    if pipeline._zen4():
+def test_the_entry_point_sets_the_kernels_only_on_zen4() -> None:
+    got = _probe("import pipeline.__main__")
+    if blas._zen4():
         assert got["env"] == "Haswell"
         assert got["arch"] and all(a == "Haswell" for a in got["arch"])
     else:
@@ -38,9 +39,17 @@ def test_pipeline_first_sets_the_kernels_only_on_zen4() -> None:
 
 
 @pytest.mark.parametrize("first, env", [
-    ("import numpy; import pipeline", {}),  # numpy already loaded: too late, leave it alone
-    ("import pipeline", {"PIPELINE_BLAS_TUNING": "0"}),  # switched off
-    ("import pipeline", {"OPENBLAS_CORETYPE": "Prescott"}),  # the user's choice wins
+    ("import numpy; import pipeline.__main__", {}),  # numpy already loaded: too late, leave it alone
+    ("import pipeline.__main__", {"PIPELINE_BLAS_TUNING": "0"}),  # switched off
+    ("import pipeline.__main__", {"OPENBLAS_CORETYPE": "Prescott"}),  # the user's choice wins
+    ("import pipeline", {}),  # importing the package has no side effect on the environment
 ])
 def test_never_overrides(first: str, env: dict) -> None:
     assert _probe(first, **env)["env"] == env.get("OPENBLAS_CORETYPE")
+
+
+def test_the_entry_point_loads_no_numpy_before_choosing() -> None:
+    """On any CPU: importing the entry point leaves numpy unloaded, so the choice can still apply."""
+    out = subprocess.run([sys.executable, "-c", "import sys, pipeline.__main__; print('numpy' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

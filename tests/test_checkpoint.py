@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import checkpoint
 from pipeline.errors import ConfigError, TrialPruned
-from pipeline.train import run
+from pipeline.train import checkpoint
+from pipeline.train.stage import run
 
 SMALL = ("model.width=24", "trainer.batch_size=128")
 

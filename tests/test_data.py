@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import data
 from pipeline.errors import ConfigError
+from pipeline.train import data
 
 
 def test_digits_is_the_bundled_set() -> None:

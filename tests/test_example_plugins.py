@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.search import parse
+from pipeline.search.space import parse
 from plugins.normalization.layer_norm import LayerNorm
 from plugins.samplers.sobol import SobolSampler
 from tests.conftest import assert_close

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import checkpoint
 from pipeline.errors import ConfigError
-from pipeline.fidelity import Fidelity, plan
-from pipeline.settings import SweepSettings
+from pipeline.search.fidelity import Fidelity, plan
+from pipeline.sweep.settings import SweepSettings
+from pipeline.train import checkpoint
 from tests.conftest import trial_values
 
 EPOCHS = Fidelity("trainer.epochs", 2, 20, 3, "trainer.resume_from")

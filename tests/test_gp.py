@@ -14,12 +14,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipeline.objective import Direction, History, Objective
-from pipeline.schedule import Schedule
-from pipeline.search import parse
-from pipeline.sweep import Outcome, search
-from pipeline.trial import Trial
-from pipeline.zoom import ZoomPolicy
+from pipeline.search.objective import Direction, History, Objective
+from pipeline.search.rounds import Outcome, search
+from pipeline.search.schedule import Schedule
+from pipeline.search.space import parse
+from pipeline.search.trial import Trial
+from pipeline.search.zoom import ZoomPolicy
 from plugins.samplers.gp import GaussianProcess, GPSampler, _neg_log_likelihood, _squared_distances
 from plugins.samplers.random import RandomSampler
 

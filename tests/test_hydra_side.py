@@ -27,9 +27,10 @@ def test_a_single_run_imports_none_of_the_sweepers_underscore_modules(tmp_path: 
     assert proc.returncode == 0, proc.stderr[-2000:]
     # (Hydra loads the plugin modules themselves outside the import statement, so they are not listed)
     modules = set(re.findall(r"\|\s+([\w.]+)\s*$", proc.stderr, flags=re.MULTILINE))
-    assert "pipeline.train" in modules
+    assert "pipeline.train.stage" in modules
     sweeper_side = sorted(m for m in modules if m.startswith("hydra_plugins.zoom_sweeper._")
-                          or m in ("pipeline.runner", "pipeline.lineage", "pipeline.plan", "pipeline.settings"))
+                          or m in ("pipeline.sweep.runner", "pipeline.sweep.lineage", "pipeline.sweep.plan",
+                                   "pipeline.sweep.settings"))
     assert sweeper_side == []
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.importance import bar_chart, encode, estimate
-from pipeline.search import parse
+from pipeline.search.space import parse
+from pipeline.sweep.analysis.importance import bar_chart, encode, estimate
 from plugins.samplers.log_random import LogRandomSampler
 
 SPACE = parse({

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import kernels
-from pipeline.nn import MLP, softmax_cross_entropy
-from pipeline.optim import SGD
+from pipeline.train import kernels
+from pipeline.train.nn import MLP, softmax_cross_entropy
+from pipeline.train.optim import SGD
 from plugins.normalization.base import Normalization
 from plugins.normalization.batch_norm import BatchNorm
 from tests.conftest import NormReLU, check_layer_gradients

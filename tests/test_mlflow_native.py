@@ -33,7 +33,7 @@ def _sweep(tmp_path: Path, uri: str, *extra: str) -> subprocess.CompletedProcess
 def test_a_sweep_in_mlflow(tmp_path: Path, tracking_uri: str) -> None:
     import mlflow
 
-    from pipeline.data import digits
+    from pipeline.train.data import digits
 
     proc = _sweep(tmp_path, tracking_uri, "hydra.sweeper.register_model=digits-mlp")
     client, parent, trials = sweep_runs(tracking_uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.nn import MLP, Linear, softmax_cross_entropy
+from pipeline.train.nn import MLP, Linear, softmax_cross_entropy
 from plugins.normalization.batch_norm import BatchNorm
 from plugins.normalization.none import NoNormalization
 from tests.conftest import NormReLU, assert_close, check_layer_gradients, numerical_grad

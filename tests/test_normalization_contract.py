@@ -95,7 +95,7 @@ def test_metrics_are_finite_floats(yaml_path: Path) -> None:
 def test_reads_and_writes_through_its_dicts(yaml_path: Path) -> None:
     """The optimizer rebinds params/grads to views of one flat buffer: a plugin must read
     ``self.params[...]`` and write ``self.grads[...]`` in place, never keep its own references."""
-    from pipeline.optim import flatten
+    from pipeline.train.optim import flatten
 
     norm = make(yaml_path, 4)
     if not norm.params:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.optim import SGD, Adam
+from pipeline.train.optim import SGD, Adam
 from tests.conftest import assert_close
 
 

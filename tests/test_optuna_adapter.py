@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("optuna", reason="install the `optuna` extra: pip install -e .[optuna]")
 
-from pipeline.objective import History, Objective  # noqa: E402
-from pipeline.search import parse  # noqa: E402
-from pipeline.trial import Trial  # noqa: E402
+from pipeline.search.objective import History, Objective  # noqa: E402
+from pipeline.search.space import parse  # noqa: E402
+from pipeline.search.trial import Trial  # noqa: E402
 from plugins.samplers.optuna_adapter import OptunaSampler  # noqa: E402
 from plugins.samplers.random import RandomSampler  # noqa: E402
 from tests.test_parzen import BRANIN, branin  # noqa: E402

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 import statistics
 
-from pipeline.objective import Direction, History, Objective
-from pipeline.search import parse
-from pipeline.trial import Trial
+from pipeline.search.objective import Direction, History, Objective
+from pipeline.search.space import parse
+from pipeline.search.trial import Trial
 from plugins.samplers.parzen import ParzenSampler
 from plugins.samplers.random import RandomSampler
 

@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.progress import EpochProgress, SweepProgress
+from pipeline.sweep.progress import SweepProgress
+from pipeline.train.progress import EpochProgress
 
 
 def _result(job: Path, value: float | None) -> None:
@@ -58,7 +59,7 @@ def test_epoch_progress_lines_off_a_terminal(capsys) -> None:
 
 def test_fidelity_progress_shows_the_rung_the_budget_spent_and_the_best_at_the_highest_fidelity(
         tmp_path: Path) -> None:
-    from pipeline.fidelity import Fidelity, plan
+    from pipeline.search.fidelity import Fidelity, plan
 
     rungs = plan(Fidelity("trainer.epochs", 1, 9, 3, "trainer.resume_from"), 14, None)  # 9, 3+3, 2+2
     progress = SweepProgress(19, 3, "minimize", quiet=True, metric="val_loss", rungs=rungs)

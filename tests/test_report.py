@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from pipeline.plots import best_trials_figure, sampler_figure, zoom_figure
-from pipeline.report import leaderboard, mlflow_ui_hint, table, write_csv
-from pipeline.search import parse
+from pipeline.search.space import parse
+from pipeline.sweep.analysis.plots import best_trials_figure, sampler_figure, zoom_figure
+from pipeline.sweep.report import leaderboard, mlflow_ui_hint, table, write_csv
 from plugins.samplers.log_random import LogRandomSampler
 
 TRIALS = [
@@ -42,7 +42,7 @@ def test_mlflow_ui_hint_points_at_the_runs_table() -> None:
 
 
 def test_the_table_of_top_trials_keeps_within_a_terminal() -> None:
-    from pipeline.report import table
+    from pipeline.sweep.report import table
 
     rows = [{"rank": 1, "objective": 0.1234567, "trial": "r1-t00", "optimizer.lr": 0.001234, "model.width": 128,
              "mlflow_run_id": "a" * 32}]

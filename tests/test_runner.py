@@ -20,16 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.atomic import write_json_atomic
 from pipeline.errors import ConfigError
-from pipeline.jobs import Job
-from pipeline.lineage import make_lineage
-from pipeline.plan import describe, make_plan
-from pipeline.runner import SweepRunner
-from pipeline.search import parse
-from pipeline.settings import SweepSettings
-from pipeline.state import SweepState
-from pipeline.sweep import TooManyFailures
-from pipeline.sweep_dir import METRICS_FILE, RESULT_FILE, SweepDir, job_outcome
-from pipeline.trial import Outcome
+from pipeline.search.rounds import TooManyFailures
+from pipeline.search.space import parse
+from pipeline.search.trial import Outcome
+from pipeline.sweep.files import METRICS_FILE, RESULT_FILE, SweepDir, job_outcome
+from pipeline.sweep.jobs import Job
+from pipeline.sweep.lineage import make_lineage
+from pipeline.sweep.plan import describe, make_plan
+from pipeline.sweep.runner import SweepRunner
+from pipeline.sweep.settings import SweepSettings
+from pipeline.sweep.state import SweepState
 from tests.test_pinned_behaviour import snapshot
 
 BASE = {"x": 0.0, "y": "a", "seed": 0}
@@ -253,7 +253,7 @@ def test_resume_after_a_crash_after_any_mlflow_call(tmp_path: Path, monkeypatch:
                                                      mlflow_template: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import MlflowTracker
+    from pipeline.tracking.tracker import MlflowTracker
 
     def store(tmp: Path) -> str:
         tmp.mkdir(parents=True)
@@ -337,7 +337,7 @@ def test_a_lock_naming_no_owner_is_stale_only_after_a_grace(tmp_path: Path) -> N
     import time
 
     from pipeline.errors import JobBusy
-    from pipeline.sweep_dir import JOB_LOCK, job_lock
+    from pipeline.sweep.files import JOB_LOCK, job_lock
 
     lock = tmp_path / JOB_LOCK
     lock.write_text("")

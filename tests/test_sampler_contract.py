@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 
 from pipeline.errors import ConfigError
 from pipeline.registry import build
-from pipeline.search import Choice, Interval, Range, parse
-from pipeline.trial import Trial
+from pipeline.search.space import Choice, Interval, Range, parse
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler, propose, sees_history
 from plugins.samplers.grid import GridSampler
 from tests.conftest import CONF

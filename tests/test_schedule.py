@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.schedule import Schedule
+from pipeline.search.schedule import Schedule
 
 
 @pytest.mark.parametrize(("n", "sizes"), [

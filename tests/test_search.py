@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.search import Choice, Interval, Range, parse
+from pipeline.search.space import Choice, Interval, Range, parse
 from plugins.samplers.grid import GridSampler
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.objective import Direction
-from pipeline.settings import SweepSettings
-from pipeline.zoom import ZoomMode
+from pipeline.search.objective import Direction
+from pipeline.search.zoom import ZoomMode
+from pipeline.sweep.settings import SweepSettings
 
 
 def test_defaults_and_the_policy() -> None:

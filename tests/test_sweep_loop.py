@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from pipeline.objective import Direction, Objective
-from pipeline.search import parse
-from pipeline.sweep import Outcome, TooManyFailures, search
-from pipeline.zoom import ZoomMode, ZoomPolicy
+from pipeline.search.objective import Direction, Objective
+from pipeline.search.rounds import Outcome, TooManyFailures, search
+from pipeline.search.space import parse
+from pipeline.search.zoom import ZoomMode, ZoomPolicy
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler
 
@@ -145,8 +145,8 @@ def test_rungs_promote_the_best_and_add_new_proposals() -> None:
     """A fidelity schedule: each round after the first starts with the best of the round before
     (best first, continuing it at the higher fidelity), then new proposals; values of different
     fidelities are never ranked together."""
-    from pipeline.fidelity import Fidelity, plan
-    from pipeline.objective import one_fidelity
+    from pipeline.search.fidelity import Fidelity, plan
+    from pipeline.search.objective import one_fidelity
 
     space = parse({"x": "interval(0, 1)"})
     rungs = plan(Fidelity("epochs", 1, 9, 3, "resume"), 14, None)  # 9 // 3 promoted, then 6 // 3

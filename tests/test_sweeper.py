@@ -14,8 +14,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.search import parse
-from pipeline.zoom import read_space
+from pipeline.search.space import parse
+from pipeline.sweep.files import read_space
 
 pytestmark = pytest.mark.slow
 APPS = Path(__file__).parent / "apps"

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import ConfigError, TrainingDiverged
-from pipeline.train import batches, run
+from pipeline.train.stage import batches, run
 
 EPOCHS = 4
 FAST = (f"trainer.epochs={EPOCHS}", "model.width=32")
@@ -163,7 +163,7 @@ def test_summary_line_is_printed(compose_cfg, capsys) -> None:
 
 
 def test_metrics_reach_the_store_while_the_run_is_going(tracking_uri: str) -> None:
-    from pipeline.tracking import MlflowTracker
+    from pipeline.tracking.tracker import MlflowTracker
 
     client = MlflowClient(tracking_uri=tracking_uri)
     eager = MlflowTracker(tracking_uri, "live", flush_interval_s=0.0)
@@ -183,7 +183,7 @@ def test_metrics_reach_the_store_while_the_run_is_going(tracking_uri: str) -> No
 
 
 def test_credentials_never_leave_the_error() -> None:
-    from pipeline.tracking import resolve_uri
+    from pipeline.tracking.store import resolve_uri
 
     with pytest.raises(ConfigError) as info:
         resolve_uri("https://bob:hunter2@mlflow.example.invalid")

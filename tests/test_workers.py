@@ -58,7 +58,7 @@ def test_warm_imports_in_process() -> None:
     pid, seconds = warm_imports(tracking=False)
     try:
         assert pid == os.getpid() and seconds >= 0 and gc.get_freeze_count() > 0
-        assert "pipeline.train" in sys.modules
+        assert "pipeline.train.stage" in sys.modules
     finally:
         gc.unfreeze()
 

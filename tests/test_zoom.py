@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.objective import Direction, Objective
-from pipeline.search import parse
-from pipeline.trial import Trial
-from pipeline.zoom import read_space, write_space, zoom
+from pipeline.search.objective import Direction, Objective
+from pipeline.search.space import parse
+from pipeline.search.trial import Trial
+from pipeline.search.zoom import zoom
+from pipeline.sweep.files import read_space, write_space
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler
 

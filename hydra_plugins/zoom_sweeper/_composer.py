@@ -1,4 +1,4 @@
-"""Composes a trial's task config with Hydra's own config loader (pipeline.plan.Composer)."""
+"""Composes a trial's task config with Hydra's own config loader (pipeline.sweep.plan.Composer)."""
 
 from __future__ import annotations
 

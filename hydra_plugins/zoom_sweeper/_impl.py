@@ -1,5 +1,5 @@
 """Wiring of the zoom sweeper: Hydra's settings and objects in, the Hydra-free runner
-(pipeline.runner) out; user errors become one line and an exit code (2 bad input, 3 too many
+(pipeline.sweep.runner) out; user errors become one line and an exit code (2 bad input, 3 too many
 failed trials, 4 tracking store unavailable after retries, 130 interrupted by Ctrl-C or SIGTERM)."""
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from hydra_plugins.zoom_sweeper._launcher import HydraLauncher
 from hydra_plugins.zoom_sweeper._task import RecordingTask
 from hydra_plugins.zoom_sweeper._warmup import JoblibWarmup
 from pipeline.errors import ConfigError, InfrastructureDown, infrastructure
-from pipeline.lineage import make_lineage
-from pipeline.plan import describe, make_plan
-from pipeline.runner import SweepRunner
-from pipeline.search import parse
-from pipeline.settings import SweepSettings
-from pipeline.state import SweepState
-from pipeline.sweep import TooManyFailures
-from pipeline.sweep_dir import SweepDir, wait_for_jobs
+from pipeline.search.rounds import TooManyFailures
+from pipeline.search.space import parse
+from pipeline.sweep.files import SweepDir, wait_for_jobs
+from pipeline.sweep.lineage import make_lineage
+from pipeline.sweep.plan import describe, make_plan
+from pipeline.sweep.runner import SweepRunner
+from pipeline.sweep.settings import SweepSettings
+from pipeline.sweep.state import SweepState
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class ZoomSweeperImpl:
         commands = Commands(self.config, self.sweep_dir.root)
         state.resume_command = commands.resume()
         self.task.capture_output = not settings.verbose
-        from pipeline.progress import SweepProgress
+        from pipeline.sweep.progress import SweepProgress
 
         runner = SweepRunner(settings, searches, HydraLauncher(self.launcher, warmup), self.sweep_dir, state,
                              commands.reproduce, make_lineage(settings.tracking, self.sweep_dir.root))

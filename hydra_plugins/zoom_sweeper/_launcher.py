@@ -1,5 +1,5 @@
 """Runs the sweep's jobs on Hydra's configured launcher (basic, joblib, Ray, SLURM ...) and turns
-each ``JobReturn`` into an :class:`pipeline.trial.Outcome` (pipeline.jobs.Launcher)."""
+each ``JobReturn`` into an :class:`pipeline.search.trial.Outcome` (pipeline.sweep.jobs.Launcher)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 
 from pipeline.errors import infrastructure
-from pipeline.jobs import Job, consecutive
-from pipeline.sweep_dir import job_outcome
-from pipeline.trial import Outcome
+from pipeline.search.trial import Outcome
+from pipeline.sweep.files import job_outcome
+from pipeline.sweep.jobs import Job, consecutive
 
 
 class HydraLauncher:

@@ -1,5 +1,5 @@
 """The recording task: wraps the app's task function so each job leaves ``result.json`` in its
-directory (pipeline.sweep_dir), which resume and the live progress read, and, unless the sweep
+directory (pipeline.sweep.files), which resume and the live progress read, and, unless the sweep
 is verbose, writes what the job prints to the log file in that directory instead of the terminal."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.atomic import write_json_atomic
 from pipeline.errors import infrastructure
-from pipeline.sweep_dir import RESULT_FILE, alive, job_lock
+from pipeline.sweep.files import RESULT_FILE, alive, job_lock
 
 
 class RecordingTask:
@@ -47,7 +47,7 @@ class RecordingTask:
             nullcontext())
         # one live process per job directory (a JobBusy is retried; another live process owns the
         # directory: nothing is written into it), held until the record is written, so a sweep
-        # stopping on Ctrl-C can wait for its workers' records (pipeline.sweep_dir.wait_for_jobs)
+        # stopping on Ctrl-C can wait for its workers' records (pipeline.sweep.files.wait_for_jobs)
         global _IN_TASK
         with output, job_lock(out):
             _IN_TASK = True

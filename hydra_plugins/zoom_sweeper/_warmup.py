@@ -38,9 +38,8 @@ def warm_imports(tracking: bool) -> tuple[int, float]:
 
     interrupt_only_in_tasks()  # an idle worker outlives a Ctrl-C (the sweep's records need it)
 
-    import pipeline.train  # noqa: F401
-    from pipeline import kernels
-
+    import pipeline.train.stage  # noqa: F401
+    from pipeline.train import kernels
     kernels.compiled()
     if tracking:
         import mlflow  # noqa: F401

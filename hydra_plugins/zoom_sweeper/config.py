@@ -91,7 +91,7 @@ class ZoomSweeperConf:
     check: Optional[str] = None
     # Optional dotted path of a function called after the sweep as f(job_dir=, run_id=,
     # tracking_uri=) with the best trial's job directory and the sweep's MLflow run; it logs that
-    # trial's model there and returns its URI (this app: pipeline.export.log_model).
+    # trial's model there and returns its URI (this app: pipeline.app.export.log_model).
     export: Optional[str] = None
     # Register what `export` logged under this name in MLflow's model registry.
     register_model: Optional[str] = None

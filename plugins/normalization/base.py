@@ -5,6 +5,6 @@ Re-exported here so that plugins keep subclassing ``plugins.normalization.base.N
 the class itself lives in ``pipeline`` so that the training stage never imports ``plugins``.
 """
 
-from pipeline.normalization import Normalization
+from pipeline.train.normalization import Normalization
 
 __all__ = ["Normalization"]

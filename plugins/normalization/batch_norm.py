@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from pipeline import kernels
+from pipeline.train import kernels
 from plugins.normalization.base import Normalization
 
 

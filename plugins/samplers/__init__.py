@@ -1,4 +1,4 @@
-"""Sampler plugins: turn a :class:`pipeline.search.SearchSpace` into trials.
+"""Sampler plugins: turn a :class:`pipeline.search.space.SearchSpace` into trials.
 
 The contract is :class:`plugins.samplers.base.Sampler`."""
 

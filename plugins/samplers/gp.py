@@ -1,7 +1,7 @@
 """``sampler=gp``: model-guided proposals from a Gaussian-process surrogate of the trials so far,
 ranked by expected improvement over a pool of candidates drawn in the round's region.
 
-The model, in the region's [0, 1) coordinates (``pipeline.search.encode`` through the dimension's
+The model, in the region's [0, 1) coordinates (``pipeline.search.space.encode`` through the dimension's
 scale; a trial of an earlier, wider round simply lies outside [0, 1)):
 
 * inputs: one coordinate per interval or range; a choice contributes a distance of 0 between
@@ -24,7 +24,7 @@ variance around the pick, so the next pick goes elsewhere unless the model is su
 
 With fewer than ``startup`` successful trials proposals are uniform in the region, in each
 dimension's scale (log for untagged positive intervals, as log_random). In a fidelity sweep the
-model sees the trials of one fidelity (``pipeline.objective.one_fidelity``): the highest with at
+model sees the trials of one fidelity (``pipeline.search.objective.one_fidelity``): the highest with at
 least ``startup`` successes, so a rung's first proposals model the rung below and later ones its
 own values. Deterministic for a seed, stream and history. Numpy and scipy only (scipy: L-BFGS-B and the normal CDF).
 """
@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Direction, Objective, one_fidelity
-from pipeline.sampler import uniform
-from pipeline.search import Choice, Range, SearchSpace
-from pipeline.trial import Trial
+from pipeline.search.objective import Direction, Objective, one_fidelity
+from pipeline.search.sampler import uniform
+from pipeline.search.space import Choice, Range, SearchSpace
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 SQRT5 = np.sqrt(5.0)

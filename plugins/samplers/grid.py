@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.search import Interval, SearchSpace, discrete_values
-from pipeline.trial import Trial
+from pipeline.search.space import Interval, SearchSpace, discrete_values
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 

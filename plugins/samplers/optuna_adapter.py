@@ -4,9 +4,9 @@ region. Optional: ``pip install -e .[optuna]``.
 
 Each round builds an in-memory study, adds the history's trials that lie inside the region
 (failures as FAIL; in a fidelity sweep only those of the highest fidelity with a success,
-``pipeline.objective.one_fidelity``: an Optuna study holds one value per trial), then asks for
+``pipeline.search.objective.one_fidelity``: an Optuna study holds one value per trial), then asks for
 ``n`` trials without telling results in between (a batch, like Optuna with ``n_jobs``). Numbers
-are handed to Optuna as points of [0, 1) in each dimension's scale (``pipeline.search.encode``/
+are handed to Optuna as points of [0, 1) in each dimension's scale (``pipeline.search.space.encode``/
 ``decode``), so log, log1m and integer dimensions need no special case and every proposal is
 mapped back by the project's one transform; a choice is a categorical.
 Deterministic for a seed, stream and history: Optuna's sampler is seeded from them.
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Objective, one_fidelity
-from pipeline.search import Choice, Dimension, SearchSpace
-from pipeline.trial import Trial
+from pipeline.search.objective import Objective, one_fidelity
+from pipeline.search.space import Choice, Dimension, SearchSpace
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "random": "RandomSampler", "gp": "GPSampler",

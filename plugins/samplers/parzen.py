@@ -3,7 +3,7 @@ estimator (Bergstra et al., 2011) kept small and readable.
 
 The successful trials of the history are split into the best ``gamma`` share (at least one), the
 "good" ones, and the rest. In each dimension two densities are fitted on the round's region,
-mapped to [0, 1) through the dimension's scale (``pipeline.search.decode``'s coordinates):
+mapped to [0, 1) through the dimension's scale (``pipeline.search.space.decode``'s coordinates):
 ``l(u)`` over the good trials and ``g(u)`` over the others, each a mixture of a Gaussian per
 trial truncated to [0, 1] (bandwidth by Scott's rule, at least 1 / (trials + 1) as TPE's "magic
 clip", and ``min_bandwidth``; at most 0.5) and a uniform prior with the weight of one trial.
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.objective import Objective, one_fidelity
-from pipeline.sampler import uniform
-from pipeline.search import Choice, Dimension, SearchSpace
-from pipeline.trial import Trial
+from pipeline.search.objective import Objective, one_fidelity
+from pipeline.search.sampler import uniform
+from pipeline.search.space import Choice, Dimension, SearchSpace
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 

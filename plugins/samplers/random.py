@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.search import Dimension, Interval, SearchSpace, discrete_values
-from pipeline.trial import Trial
+from pipeline.search.space import Dimension, Interval, SearchSpace, discrete_values
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.search import SearchSpace
-from pipeline.trial import Trial
+from pipeline.search.space import SearchSpace
+from pipeline.search.trial import Trial
 from plugins.samplers.base import Sampler
 
 

@@ -1,7 +1,7 @@
 """Faults at a known point of a known trial of ``python -m pipeline``, for resume tests. Put this
 directory on ``PYTHONPATH``: Python imports ``sitecustomize`` at start-up in every process, the
 sweep's and its launcher's workers alike, and with one of these variables set the training
-stage's ``run`` gets an ``on_epoch`` hook:
+stage's ``run`` (``pipeline.train.run``, which the entry point calls) gets an ``on_epoch`` hook:
 
 * ``PIPELINE_KILL_AT=<job number>:<epoch>`` SIGKILLs the process right after that epoch (its
   checkpoint written): the sweeping process itself under Hydra's basic launcher;
@@ -16,9 +16,7 @@ if os.environ.get("PIPELINE_KILL_AT") or os.environ.get("PIPELINE_PAUSE_AT"):
     import time
     from pathlib import Path
 
-    import pipeline.train as train
-
-    _run = train.run
+    import pipeline.train as train  # the package only: numpy loads later, after the entry point chose its kernels
 
     def _at(variable: str, epoch: int) -> bool:
         from hydra.core.hydra_config import HydraConfig
@@ -35,6 +33,8 @@ if os.environ.get("PIPELINE_KILL_AT") or os.environ.get("PIPELINE_PAUSE_AT"):
             if _at("PIPELINE_PAUSE_AT", epoch):
                 (Path(HydraConfig.get().runtime.output_dir) / "paused").touch()
                 time.sleep(float((os.environ["PIPELINE_PAUSE_AT"].split(":") + ["60"])[2]))
+
+        from pipeline.train.stage import run as _run
 
         return _run(cfg, **kwargs, on_epoch=on_epoch)
 
