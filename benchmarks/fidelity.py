@@ -35,8 +35,9 @@ from benchmarks.problems import TRAINED, Problem, train
 from benchmarks.search import outcome
 from pipeline.errors import TrialPruned
 from pipeline.search.fidelity import Fidelity, plan
-from pipeline.search.rounds import Outcome, search
+from pipeline.search.rounds import Batch, Outcome, search
 from pipeline.search.schedule import Schedule
+from pipeline.search.trial import trial_name
 
 FIDELITY = Fidelity("trainer.epochs", 2, 20, 3, "trainer.resume_from")
 MAX_EPOCHS, BUDGET, CHEAP = 20, 960, 320
@@ -59,8 +60,8 @@ def reference(problem: Problem, seed: int, work: Path) -> tuple[float, int]:
 
     count = Counter()
 
-    def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0) -> list[Outcome]:
-        return [outcome(train(problem, p, f"trainer.epochs={MAX_EPOCHS}", on_epoch=count)) for p in proposals]
+    def evaluate(batch: Batch) -> list[Outcome]:
+        return [outcome(train(problem, p, f"trainer.epochs={MAX_EPOCHS}", on_epoch=count)) for p in batch.proposals]
 
     result = search(problem.space, GPSampler(seed), evaluate, schedule=Schedule.plan(BUDGET // MAX_EPOCHS), batch=1)
     return (result.best.value if result.best else math.inf), count.epochs
@@ -72,14 +73,13 @@ def rungs(budget: int) -> Callable[[Problem, int, Path], tuple[float, int]]:
 
         count = Counter()
 
-        def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0, fidelity: float | None = None,
-                     continues: Sequence[Any] = ()) -> list[Outcome]:
+        def evaluate(batch: Batch) -> list[Outcome]:
             out = []
-            for i, p in enumerate(proposals, start=first):
-                origin = continues[i - first] if continues else None
-                home = work / "r{}-t{:02d}".format(*(origin.first if origin else (r, i)))
-                out.append(outcome(train(problem, p, f"trainer.epochs={fidelity}", f"trainer.resume_from={home}",
-                                          on_epoch=count)))
+            for i, p in enumerate(batch.proposals, start=batch.first):
+                origin = batch.continues[i - batch.first] if batch.continues else None
+                home = work / trial_name(*(origin.first if origin else (batch.round, i)))
+                out.append(outcome(train(problem, p, f"trainer.epochs={batch.fidelity}",
+                                         f"trainer.resume_from={home}", on_epoch=count)))
             return out
 
         schedule = plan(FIDELITY, None, budget).schedule()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.problems import PROBLEMS, TRAINED, Problem
-from pipeline.search.rounds import Outcome, search
+from pipeline.search.rounds import Batch, Outcome, search
 from pipeline.search.schedule import Schedule
 from pipeline.search.zoom import ZoomMode, ZoomPolicy
 
@@ -54,8 +54,8 @@ def _sweep(problem: Problem, sampler: Any, schedule: Schedule, policy: ZoomPolic
     """The values of every trial, in the order they ran."""
     values: list[float] = []
 
-    def evaluate(r: int, proposals: Sequence[dict], space: Any, first: int = 0) -> list[Outcome]:
-        out = [problem.f(p) for p in proposals]
+    def evaluate(batch: Batch) -> list[Outcome]:
+        out = [problem.f(p) for p in batch.proposals]
         values.extend(out)
         return [outcome(v) for v in out]
 

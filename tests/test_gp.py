@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline.search.objective import Direction, History, Objective
-from pipeline.search.rounds import Outcome, search
+from pipeline.search.rounds import Batch, Outcome, search
 from pipeline.search.schedule import Schedule
 from pipeline.search.space import parse
 from pipeline.search.trial import Trial
@@ -89,7 +89,8 @@ def test_every_round_draws_its_stated_share_from_the_whole_original_space() -> N
     seen: dict[int, Counter] = {r: Counter() for r in (2, 3, 4)}
     seeds = range(200)
     for seed in seeds:
-        def evaluate(r: int, proposals: list[dict], space: object) -> list[Outcome]:
+        def evaluate(batch: Batch) -> list[Outcome]:
+            r, proposals = batch.round, batch.proposals
             if r > 1:
                 for key in {f"x{min(int(p['x'] * 4), 3)}" for p in proposals} | {f"c={p['c']}" for p in proposals}:
                     seen[r][key] += 1
@@ -115,16 +116,15 @@ def test_a_value_the_first_round_misses_is_still_found() -> None:
                    "c": "choice(v0, v1, v2, v3, v4)"})
     schedule, found, missed_in_round_1 = Schedule.plan(20), 0, 0
     for seed in range(20):
-        flat = search(space, GPSampler(seed=seed), lambda r, ps, s, first=0: [Outcome(0.0) for _ in ps],
+        flat = search(space, GPSampler(seed=seed), lambda batch: [Outcome(0.0) for _ in batch.proposals],
                       schedule=Schedule(schedule.sizes[:1]), batch=2)
         counts = Counter(t.params["c"] for t in flat.trials)
         best_value = min(space.dim("c").values, key=lambda v: counts[v])
         missed_in_round_1 += counts[best_value] == 0
 
-        def evaluate(r: int, proposals: list[dict], _: object, first: int = 0,
-                     best_value: str = best_value) -> list[Outcome]:
+        def evaluate(batch: Batch, best_value: str = best_value) -> list[Outcome]:
             return [Outcome((p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + 0.5 * (p["c"] != best_value))
-                    for p in proposals]
+                    for p in batch.proposals]
 
         result = search(space, GPSampler(seed=seed), evaluate, schedule=schedule, batch=2)
         assert [t.params for t in result.rounds[0].trials] == [t.params for t in flat.trials]

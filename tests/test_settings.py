@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import ConfigError
@@ -52,3 +54,77 @@ def test_bad_values_name_their_key(raw: dict, line: str) -> None:
     with pytest.raises(ConfigError) as err:
         SweepSettings.from_config(**raw)
     assert str(err.value) == line
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_reference_page_is_generated_from_the_one_source() -> None:
+    """docs/configuration.md is what pipeline.sweep.config says: its settings, types, defaults and help."""
+    from pipeline.sweep import config
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == config.reference(), "regenerate it: python -m pipeline.sweep.config > docs/configuration.md"
+    for name, _ in config.fields():
+        assert f"| `{name}` |" in page
+
+
+def _composed(tmp: Path, *overrides: str) -> dict:
+    """What Hydra composes for ``hydra.sweeper`` of an app that only says ``hydra/sweeper: zoom``."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    (tmp / "app.yaml").write_text("defaults:\n  - override hydra/sweeper: zoom\n  - _self_\nx: 1\n")
+    with initialize_config_dir(config_dir=str(tmp), version_base="1.3"):
+        cfg = compose("app", list(overrides), return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+
+
+def test_every_default_is_the_same_in_hydra_the_settings_and_the_engine(tmp_path: Path) -> None:
+    """One source: what Hydra composes is pipeline.sweep.config's defaults; the settings made of
+    them hold the engine's own defaults (policy, fidelity, objective, schedule rule)."""
+    from dataclasses import asdict
+
+    from pipeline.search.fidelity import Fidelity
+    from pipeline.search.objective import Objective
+    from pipeline.search.schedule import DEFAULT_N_TRIALS, Schedule
+    from pipeline.search.zoom import ZoomPolicy
+    from pipeline.sweep import config
+
+    composed = _composed(tmp_path)
+    assert {k: v for k, v in composed.items() if not k.startswith("_")} == config.defaults()
+    from_hydra, bare = SweepSettings.from_config(**composed), SweepSettings.from_config()
+    assert from_hydra == bare
+    assert bare.policy == ZoomPolicy() and bare.fidelity == Fidelity() and bare.objective == Objective()
+    assert bare.schedule == Schedule.plan(DEFAULT_N_TRIALS)
+    assert (bare.tracking.uri, bare.tracking.experiment, bare.tracking.trial_keys) == (None, "zoom", None)
+    assert {k: composed["fidelity"][k] for k in asdict(Fidelity())} == asdict(Fidelity())
+    # and what the sweep's MLflow run records as its settings reads back as the same policy
+    assert ZoomPolicy.from_params(bare.policy.as_params()) == bare.policy
+
+
+@pytest.mark.slow
+def test_a_results_file_replays_the_policy_the_sweep_used(tmp_path: Path) -> None:
+    """A sweep with the default policy writes settings that pipeline.zoom reads back as that policy
+    (top_k resolved to the trials it zoomed onto), and pipeline.zoom's next space is the sweep's own."""
+    import shutil
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    import yaml
+
+    from pipeline.search.zoom import ZoomPolicy
+    from pipeline.sweep.analysis.zoom_stage import zoom_directory
+
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "tests" / "apps" / "sphere", app)
+    (app / "sphere.yaml").write_text((app / "sphere.yaml").read_text().replace("    top_k: 2\n", ""))
+    proc = subprocess.run([sys.executable, "sphere.py", "-m", "hydra.sweep.dir=out", "hydra.sweeper.importance=false",
+                           "hydra.sweeper.plots=false"], cwd=app, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = yaml.safe_load((app / "out" / "optimization_results.yaml").read_text())
+    policy = ZoomPolicy.from_params(results["settings"])
+    assert policy == replace(ZoomPolicy(), top_k=ZoomPolicy().top_count(8))  # 8 trials a round: the best 2
+    space, _ = zoom_directory(app / "out")
+    assert space.as_params() == results["next_space"]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pipeline.search.objective import Direction, Objective
-from pipeline.search.rounds import Outcome, TooManyFailures, search
+from pipeline.search.rounds import Batch, Outcome, TooManyFailures, search
 from pipeline.search.space import parse
 from pipeline.search.zoom import ZoomMode, ZoomPolicy
 from plugins.samplers.log_random import LogRandomSampler
@@ -22,10 +22,10 @@ def bowl(p: dict) -> float:
 
 
 def evaluator(f, calls: list | None = None):
-    def evaluate(r, proposals, space):
+    def evaluate(batch: Batch) -> list[Outcome]:
         if calls is not None:
-            calls.append((r, len(proposals), space))
-        return [Outcome(f(p)) for p in proposals]
+            calls.append((batch.round, len(batch.proposals), batch.space))
+        return [Outcome(f(p)) for p in batch.proposals]
     return evaluate
 
 
@@ -85,9 +85,9 @@ def test_deterministic_for_a_seed_and_stream() -> None:
 
 
 def test_failures_are_recorded_and_only_a_high_rate_stops_the_search() -> None:
-    def flaky(r, proposals, space):
+    def flaky(batch: Batch) -> list[Outcome]:
         return [Outcome(None, "boom") if i % 4 == 0 else Outcome(float("nan")) if i % 4 == 1 else Outcome(bowl(p))
-                for i, p in enumerate(proposals)]
+                for i, p in enumerate(batch.proposals)]
 
     result = search(SPACE, RandomSampler(), flaky, rounds=3, trials_per_round=8, max_failure_rate=0.5)
     assert result.failed == 12 and len(result.trials) == 24
@@ -102,7 +102,7 @@ def test_failures_are_recorded_and_only_a_high_rate_stops_the_search() -> None:
 
 
 def test_all_failed_round_keeps_the_space() -> None:
-    result = search(SPACE, RandomSampler(), lambda r, ps, s: [Outcome(None, "x") for _ in ps], rounds=2,
+    result = search(SPACE, RandomSampler(), lambda batch: [Outcome(None, "x") for _ in batch.proposals], rounds=2,
                     trials_per_round=3, max_failure_rate=1.0)
     assert result.best is None and result.rounds[-1].next_space == SPACE
 
@@ -121,9 +121,9 @@ def test_an_adaptive_sampler_proposes_in_batches_that_see_the_trials_before_them
     calls: list[tuple[int, int, int]] = []
     seen: list[tuple[tuple[int, ...], int, int]] = []
 
-    def evaluate(r, proposals, space, first=0):
-        calls.append((r, first, len(proposals)))
-        return [Outcome(bowl(p)) for p in proposals]
+    def evaluate(batch: Batch) -> list[Outcome]:
+        calls.append((batch.round, batch.first, len(batch.proposals)))
+        return [Outcome(bowl(p)) for p in batch.proposals]
 
     result = search(SPACE, Watching(seed=0, startup=2), evaluate, rounds=2, trials_per_round=5, batch=2)
     assert calls == [(1, 0, 2), (1, 2, 2), (1, 4, 1), (2, 0, 2), (2, 2, 2), (2, 4, 1)]
@@ -133,9 +133,9 @@ def test_an_adaptive_sampler_proposes_in_batches_that_see_the_trials_before_them
 
     whole: list[tuple[int, int, int]] = []
 
-    def whole_rounds(r, proposals, space):
-        whole.append((r, 0, len(proposals)))
-        return [Outcome(bowl(p)) for p in proposals]
+    def whole_rounds(batch: Batch) -> list[Outcome]:
+        whole.append((batch.round, batch.first, len(batch.proposals)))
+        return [Outcome(bowl(p)) for p in batch.proposals]
 
     search(SPACE, RandomSampler(seed=0), whole_rounds, rounds=2, trials_per_round=5, batch=2)
     assert whole == [(1, 0, 5), (2, 0, 5)]
@@ -153,10 +153,10 @@ def test_rungs_promote_the_best_and_add_new_proposals() -> None:
     assert rungs.levels == (1, 3, 9) and rungs.promoted == (0, 3, 2) and rungs.new == (9, 3, 2)
     calls: list[tuple] = []
 
-    def evaluate(r, proposals, space, first=0, fidelity=None, continues=()):
-        calls.append((r, fidelity, [c.name if c else None for c in continues]))
+    def evaluate(batch: Batch) -> list[Outcome]:
+        calls.append((batch.round, batch.fidelity, [c.name if c else None for c in batch.continues]))
         # a lower fidelity is worse (higher) by a margin: mixing fidelities would rank wrongly
-        return [Outcome(p["x"] + 10.0 / fidelity) for p in proposals]
+        return [Outcome(p["x"] + 10.0 / batch.fidelity) for p in batch.proposals]
 
     result = search(space, RandomSampler(seed=0), evaluate, schedule=rungs.schedule(), batch=None)
     r1, r2, r3 = result.rounds

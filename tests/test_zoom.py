@@ -10,7 +10,7 @@ import pytest
 from pipeline.search.objective import Direction, Objective
 from pipeline.search.space import parse
 from pipeline.search.trial import Trial
-from pipeline.search.zoom import zoom
+from pipeline.search.zoom import ZoomMode, ZoomPolicy, zoom
 from pipeline.sweep.files import read_space, write_space
 from plugins.samplers.log_random import LogRandomSampler
 from plugins.samplers.random import RandomSampler
@@ -25,8 +25,12 @@ ORIGINAL = parse({
 LOG = LogRandomSampler().scale_of
 
 
+SPAN = ZoomPolicy(ZoomMode.SPAN, margin=0.1, narrow_choices=True)  # the span of the top trials, choices narrowed
+
+
 def _zoom(top: list[dict], margin: float = 0.1, space=ORIGINAL, scale_of=LOG, min_width: float = 0.05):
-    return zoom(space, ORIGINAL, top, margin=margin, scale_of=scale_of, min_width=min_width)
+    return zoom(space, ORIGINAL, top, policy=ZoomPolicy(ZoomMode.SPAN, margin=margin, min_width=min_width,
+                                                        narrow_choices=True), scale_of=scale_of)
 
 
 TOP = [
@@ -99,7 +103,7 @@ def test_never_collapses_to_a_point() -> None:
 def test_repeated_zoom_converges_but_keeps_the_floor() -> None:
     space = ORIGINAL
     for _ in range(10):
-        space = zoom(space, ORIGINAL, [TOP[0]], margin=0.1, scale_of=LOG)
+        space = zoom(space, ORIGINAL, [TOP[0]], policy=SPAN, scale_of=LOG)
     lr = space.dim("lr")
     assert lr.low <= 0.01 < lr.high
     assert math.log(lr.high / lr.low) == pytest.approx(0.05 * math.log(1e4), rel=0.01)
@@ -124,7 +128,11 @@ def test_space_file_round_trip(tmp_path: Path) -> None:
 
 
 def _trust(top: list[dict], shrink: float = 0.5, space=ORIGINAL):
-    return zoom(space, ORIGINAL, top, margin=0.1, scale_of=LOG, mode="trust", shrink=shrink)
+    return zoom(space, ORIGINAL, top, policy=_trust_policy(shrink), scale_of=LOG)
+
+
+def _trust_policy(shrink: float = 0.5) -> ZoomPolicy:
+    return ZoomPolicy(ZoomMode.TRUST, margin=0.1, shrink=shrink, narrow_choices=True)
 
 
 def test_trust_region_is_shrink_times_the_width_centred_on_the_best() -> None:
@@ -140,7 +148,7 @@ def test_trust_region_is_shrink_times_the_width_centred_on_the_best() -> None:
     assert z.dim("x").values == [-1, 0, 1, 2, 3]  # 5 of 10 positions around x=1
     assert z.dim("batch").values == ("32", "64")  # choices: what the top trials used, original order
     # and again: each round halves the width around the best
-    lr2 = zoom(z, ORIGINAL, TOP, margin=0.1, scale_of=LOG, mode="trust", shrink=0.5).dim("lr")
+    lr2 = zoom(z, ORIGINAL, TOP, policy=_trust_policy(0.5), scale_of=LOG).dim("lr")
     assert math.log(lr2.high / lr2.low) == pytest.approx(math.log(1e4) / 4, rel=1e-3)
 
 
@@ -154,8 +162,8 @@ def test_trust_region_slides_off_a_bound_instead_of_shrinking() -> None:
 
 
 def test_bad_mode_or_shrink_is_refused() -> None:
-    with pytest.raises(ValueError, match="mode"):
-        zoom(ORIGINAL, ORIGINAL, TOP, margin=0.1, scale_of=LOG, mode="box")
+    with pytest.raises(ValueError, match="zoom"):
+        ZoomPolicy(mode="box")
     with pytest.raises(ValueError, match="shrink"):
         _trust(TOP, shrink=0.0)
 
@@ -165,7 +173,7 @@ def test_the_scale_is_decided_once_from_the_original_space() -> None:
     zoomed interval(-5, 5) that became positive keeps the linear scale it started with."""
     space = parse({"x": "interval(-5, 5)"})
     sampler = LogRandomSampler(seed=0)
-    zoomed = zoom(space, space, [{"x": 2.0}, {"x": 3.0}], margin=0.1, scale_of=sampler.scale_of)
+    zoomed = zoom(space, space, [{"x": 2.0}, {"x": 3.0}], policy=SPAN, scale_of=sampler.scale_of)
     x = zoomed.dim("x")
     assert x.low > 0 and x.scale == "linear" and sampler.scale_of(x) == "linear"
     draws = [t["x"] for t in sampler.sample(zoomed, 2000, stream=(1,))]
@@ -180,6 +188,6 @@ def test_span_never_widens_the_current_interval() -> None:
     current = original.with_dims([original.dim("w").__class__("w", 30, 462, True, "log"),
                                   original.dim("lr").__class__("lr", 0.2, 0.6)])
     top = [{"w": 31, "lr": 0.25}, {"w": 500, "lr": 0.9}, {"w": 20, "lr": 0.1}]
-    nxt = zoom(current, original, top, margin=0.1, scale_of=lambda d: d.scale or "linear")
+    nxt = zoom(current, original, top, policy=SPAN, scale_of=lambda d: d.scale or "linear")
     assert 30 <= nxt.dim("w").low and nxt.dim("w").high <= 462
     assert 0.2 <= nxt.dim("lr").low and nxt.dim("lr").high <= 0.6

@@ -9,7 +9,7 @@ checks its own parameters (pipeline.registry)."""
 
 # No `from __future__ import annotations`: OmegaConf reads these annotations at run time.
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional  # noqa: UP035 - OmegaConf's structured-config types
+from typing import Any, Dict, Optional
 
 SCHEMA_NAME = "pipeline_schema"
 
@@ -19,8 +19,8 @@ class TrainerConf:
     epochs: int = 20
     batch_size: int = 64
     blas_threads: int = 1
-    timeout_s: Optional[float] = None  # noqa: UP045
-    resume_from: Optional[str] = None  # noqa: UP045
+    timeout_s: Optional[float] = None
+    resume_from: Optional[str] = None
 
 
 @dataclass
@@ -39,11 +39,11 @@ class ObjectiveConf:
 @dataclass
 class TrackingConf:
     enabled: bool = True
-    uri: Optional[str] = None  # noqa: UP045
+    uri: Optional[str] = None
     experiment: str = "pipeline"
-    run_name: Optional[str] = None  # noqa: UP045
-    parent_run_id: Optional[str] = None  # noqa: UP045
-    tags: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+    run_name: Optional[str] = None
+    parent_run_id: Optional[str] = None
+    tags: Dict[str, Any] = field(default_factory=dict)
     flush_interval_s: float = 2.0
 
 

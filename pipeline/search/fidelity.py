@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.search.schedule import Schedule
@@ -31,7 +30,8 @@ from pipeline.search.schedule import Schedule
 
 @dataclass(frozen=True)
 class Fidelity:
-    """``hydra.sweeper.fidelity``: ``key`` null = off (every trial at the task's own budget)."""
+    """``hydra.sweeper.fidelity``: ``key`` null = off (every trial at the task's own budget).
+    The defaults are the sweeper's (pipeline.sweep.config reads them from here)."""
 
     key: str | None = None
     min: float | None = None
@@ -70,30 +70,23 @@ class Fidelity:
             return tuple(out)
         return tuple(raw)
 
-    @classmethod
-    def from_config(cls, raw: dict[str, Any] | None) -> Fidelity:
-        raw = dict(raw or {})
-        unknown = sorted(set(raw) - {"key", "min", "max", "eta", "resume_key"})
-        if unknown:
-            raise ConfigError(f"hydra.sweeper.fidelity.{unknown[0]}", raw[unknown[0]],
-                              "not a fidelity setting (key, min, max, eta, resume_key)")
-        out = cls(**raw)
+    def __post_init__(self) -> None:
+        """A value out of its range is a :class:`ConfigError` naming the setting."""
         for name in ("key", "resume_key"):
-            value = getattr(out, name)
+            value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"hydra.sweeper.fidelity.{name}", value, "must be a dotted config key or null")
-        if not out.on:
-            return out
+        if not self.on:
+            return
         for name in ("min", "max"):
-            value = getattr(out, name)
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
                 raise ConfigError(f"hydra.sweeper.fidelity.{name}", value,
                                   f"must be a positive number: the {'least' if name == 'min' else 'most'} "
-                                  f"{out.key} a trial gets (fidelity.key={out.key})")
-        if isinstance(out.eta, bool) or not isinstance(out.eta, int) or out.eta < 2:
-            raise ConfigError("hydra.sweeper.fidelity.eta", out.eta, "must be an integer >= 2")
-        return out
+                                  f"{self.key} a trial gets (fidelity.key={self.key})")
+        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+            raise ConfigError("hydra.sweeper.fidelity.eta", self.eta, "must be an integer >= 2")
 
     def why_flat(self) -> str:
         """Why a sweep with ``key`` set runs plain rounds (``not climbs``), for the start line."""

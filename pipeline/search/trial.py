@@ -90,8 +90,11 @@ class Trial:
         return row
 
 
-def trial_name(round: int, index: int) -> str:
-    return f"r{round}-t{index:02d}"
+def trial_name(round: int, index: int, search: int | None = None) -> str:
+    """The one name of a trial everywhere (terminal, leaderboard, MLflow run names): ``r2-t05``, or
+    ``c1-r2-t05`` for search ``search`` of a crossed sweep."""
+    name = f"r{round}-t{index:02d}"
+    return name if search is None else f"c{search}-{name}"
 
 
 def latest(trials: Sequence[Trial]) -> list[Trial]:

@@ -4,11 +4,12 @@ Two modes, both per dimension and *in the dimension's own scale* (log for log, l
 log1m), so the next space is again a product of intervals, ranges and choices that Hydra's
 override grammar can write down:
 
-* ``span`` (default): the span of the ``top`` trials' values, widened on each side by
-  ``margin`` times the current width.
-* ``trust``: a trust region around the best trial: ``shrink`` times the current width, centred
-  on the best value (shifted inside the original bounds). It ignores how the other top trials
-  are spread, so it concentrates each round near the incumbent whatever the first rounds drew.
+* ``trust`` (the default): a trust region around the best trial: ``shrink`` times the current
+  width, centred on the best value (shifted inside the original bounds). It ignores how the other
+  top trials are spread, so it concentrates each round near the incumbent whatever the first
+  rounds drew.
+* ``span``: the span of the ``top`` trials' values, widened on each side by ``margin`` times the
+  current width.
 
 Either way an interval is never narrower than ``min_width`` times the original width (so it never
 collapses to a point and always re-validates) and stays inside the original bounds (the span
@@ -20,7 +21,7 @@ kept); a choice keeps all its values, or with ``narrow_choices`` only those seen
 trials (original order). Every round after the first also draws ``explore`` of its trials from
 the whole original space (pipeline.search.rounds), so nothing is ruled out for good.
 
-Pure functions: no Hydra, no MLflow.
+Pure functions: no Hydra, no MLflow, no files.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pipeline.errors import ConfigError
 from pipeline.search.space import Choice, Interval, Range, SearchSpace, from_unit, to_unit
 
 MIN_WIDTH = 0.05  # a zoomed interval keeps at least 5% of the original width (in its scale)
@@ -44,23 +46,68 @@ class ZoomMode(StrEnum):
 MODES = tuple(m.value for m in ZoomMode)
 
 
+# The policy's settings by the names the sweeper gives them (hydra.sweeper.<name>), in order.
+SETTINGS = ("zoom", "top_k", "top_fraction", "margin", "shrink", "min_width", "explore", "narrow_choices")
+
+
 @dataclass(frozen=True)
 class ZoomPolicy:
     """How a round's space follows from the trials so far: onto the ``top_k`` best (or
-    ``top_fraction`` of a round's budget), by ``mode`` (see the module docstring)."""
+    ``top_fraction`` of a round's budget), by ``mode`` (see the module docstring). These defaults
+    are the sweeper's (``hydra.sweeper.zoom``, ``shrink``, ...: pipeline.sweep.config reads them
+    from here); a value out of its range is a :class:`ConfigError` naming the setting."""
 
-    mode: ZoomMode = ZoomMode.TRUST  # the default measured best (README > Performance)
+    mode: ZoomMode = ZoomMode.TRUST  # the default measured best (docs/performance.md)
     top_k: int | None = None
     top_fraction: float = 0.25
     margin: float = 0.1
     shrink: float = 0.6
     min_width: float = MIN_WIDTH
     # Every round after the first draws max(1, round(explore x its size)) trials uniformly from
-    # the whole original space: no region or choice value is ever ruled out (README > zoom).
+    # the whole original space: no region or choice value is ever ruled out (docs/zoom.md).
     explore: float = 0.125
     # Whether a choice keeps only the values of the top trials (a model-guided sampler re-weights
     # choices itself; narrowing them is an irreversible decision on one round's luck).
     narrow_choices: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError("hydra.sweeper.zoom", self.mode, f"must be one of {', '.join(MODES)}")
+        object.__setattr__(self, "mode", ZoomMode(self.mode))
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k <= 0):
+            raise ConfigError("hydra.sweeper.top_k", self.top_k, "must be a positive integer")
+        for name in ("top_fraction", "shrink", "min_width"):
+            if not _number(getattr(self, name)) or not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"hydra.sweeper.{name}", getattr(self, name), "must be in (0, 1]")
+        if not _number(self.explore) or not 0 <= self.explore < 1:
+            raise ConfigError("hydra.sweeper.explore", self.explore, "must be in [0, 1)")
+        if not isinstance(self.narrow_choices, bool):
+            raise ConfigError("hydra.sweeper.narrow_choices", self.narrow_choices, "must be true or false")
+        if not _number(self.margin) or not self.margin >= 0:
+            raise ConfigError("hydra.sweeper.margin", self.margin, "must be >= 0")
+
+    def as_params(self, trials_per_round: int | None = None) -> dict[str, Any]:
+        """The policy as the sweeper's settings, ``{name: value}`` in the order of
+        :data:`SETTINGS` (the sweep's MLflow params). With ``trials_per_round`` the top count is
+        resolved, as a results file records it: ``top_k`` is the number of trials the zoom used
+        and ``top_fraction`` is left out. :meth:`from_params` reads either back."""
+        values = {"zoom": self.mode.value, "top_k": self.top_k, "top_fraction": self.top_fraction,
+                  "margin": self.margin, "shrink": self.shrink, "min_width": self.min_width,
+                  "explore": self.explore, "narrow_choices": self.narrow_choices}
+        if trials_per_round is not None:
+            values["top_k"] = self.top_count(trials_per_round)
+            del values["top_fraction"]
+        return values
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ZoomPolicy:
+        """The policy of :meth:`as_params`' mapping (any other keys ignored); a setting left out
+        takes its default."""
+        known = {k: params[k] for k in SETTINGS if k in params}
+        if "zoom" in known:
+            known["mode"] = known.pop("zoom")
+        return cls(**known)
 
     def explore_count(self, r: int, size: int) -> int:
         """How many of round ``r``'s ``size`` trials are drawn from the whole original space."""
@@ -86,36 +133,21 @@ class ZoomPolicy:
             zoom += f"; {wide} of each later round drawn from the whole original space"
         return zoom
 
-    def apply(self, space: SearchSpace, original: SearchSpace, top: Sequence[Mapping[str, Any]],
-              scale_of: Callable[[Interval], str]) -> SearchSpace:
-        """The next round's space: :func:`zoom` of ``space`` onto ``top`` (params, best first)."""
-        return zoom(space, original, top, margin=self.margin, scale_of=scale_of, min_width=self.min_width,
-                    mode=self.mode, shrink=self.shrink, narrow_choices=self.narrow_choices)
+
+def _number(value: Any) -> bool:
+    """A finite int or float (``inf`` and ``nan`` are not settings; neither is a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def zoom(
-    space: SearchSpace,
-    original: SearchSpace,
-    top: Sequence[Mapping[str, Any]],
-    *,
-    margin: float,
-    scale_of: Callable[[Interval], str],
-    min_width: float = MIN_WIDTH,
-    mode: str = "span",
-    shrink: float = 0.5,
-    narrow_choices: bool = True,
-) -> SearchSpace:
-    """The space for the next round: ``space`` narrowed around the ``top`` trials' params
-    (best first; ``trust`` mode centres on ``top[0]``)."""
+def zoom(space: SearchSpace, original: SearchSpace, top: Sequence[Mapping[str, Any]], *, policy: ZoomPolicy,
+         scale_of: Callable[[Interval], str]) -> SearchSpace:
+    """The space for the next round: ``space`` narrowed around the ``top`` trials' params (best
+    first; the ``trust`` mode centres on ``top[0]``) as ``policy`` says, each interval in the
+    scale ``scale_of`` gives its ``original`` dimension."""
     if not top:
         return space
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not 0 < shrink <= 1:
-        raise ValueError(f"shrink must be in (0, 1], got {shrink}")
-    trust = shrink if mode == "trust" else None
+    margin, min_width, shrink = policy.margin, policy.min_width, policy.shrink
+    trust = shrink if policy.mode is ZoomMode.TRUST else None
     dims = []
     for dim in space.dims:
         first = original.dim(dim.key)
@@ -126,7 +158,7 @@ def zoom(
         elif isinstance(dim, Range):
             assert isinstance(first, Range)
             dims.append(_zoom_range(dim, first, values, margin, min_width, trust))
-        elif not narrow_choices:
+        elif not policy.narrow_choices:
             dims.append(dim)
         else:
             seen = {str(v) for v in values}

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from pipeline.search import trial
+from pipeline.search.fidelity import Fidelity
 from pipeline.search.schedule import Schedule
+from pipeline.search.space import quote
 from pipeline.search.trial import Outcome
+from pipeline.sweep.files import SweepDir
+from pipeline.sweep.lineage import Lineage
+from pipeline.sweep.plan import Search
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Job:
 class Launcher(Protocol):
     """Runs jobs and returns one :class:`Outcome` per job, in order (a Hydra launcher behind
     ``hydra_plugins/zoom_sweeper/_launcher.py``; a plain function in tests)."""
+
+    @property
+    def parallelism(self) -> int | None:
+        """How many jobs it runs at once: 1 one after another, ``None`` not known (a cluster: a
+        whole round is handed over at once)."""
 
     def launch(self, jobs: Sequence[Job]) -> list[Outcome]: ...
 
@@ -72,9 +82,33 @@ class JobNumbers:
         return sum(map(self._block, self.segments))
 
 
-def trial_name(search: int, crossed: bool, r: int, i: int) -> str:
-    """The trial's MLflow run name: ``r2-t05``, or ``c1-r2-t05`` in a crossed sweep."""
-    return f"c{search}-{trial.trial_name(r, i)}" if crossed else trial.trial_name(r, i)
+@dataclass(frozen=True)
+class JobRecipe:
+    """The one recipe for a job of a search: its directory, and its task overrides in order: the
+    search's (fixed, crossed, searched values), ``extra`` ones (a re-run's seed), the fidelity key
+    and where the trial keeps its checkpoint (``home``: its first job's directory, so every rung
+    continues there), then the lineage's (where the task logs its MLflow run)."""
+
+    sweep_dir: SweepDir
+    crossed: bool
+    fidelity: Fidelity
+    lineage: Lineage
+
+    def directory(self, search: Search, number: int, *, final: bool = False) -> Path:
+        return self.sweep_dir.job_dir(self.sweep_dir.job_subdir(number, search.index, self.crossed, final=final))
+
+    def job(self, search: Search, number: int, name: str, tags: Mapping[str, str], params: Mapping[str, Any], *,
+            extra: Sequence[str] = (), fidelity: float | None = None, home: Path | None = None,
+            final: bool = False) -> Job:
+        subdir = self.sweep_dir.job_subdir(number, search.index, self.crossed, final=final)
+        overrides = [*search.overrides(dict(params)), *extra]
+        if fidelity is not None:
+            overrides.append(f"{self.fidelity.key}={fidelity if isinstance(fidelity, int) else repr(float(fidelity))}")
+            if self.fidelity.resume_key:
+                where = home if home is not None else self.sweep_dir.job_dir(subdir)
+                overrides.append(f"{self.fidelity.resume_key}={quote(str(where.resolve()))}")
+        overrides += self.lineage.trial_overrides(search, name, number, tags)
+        return Job(number, subdir, tuple(overrides), name, tags)
 
 
 def consecutive(jobs: Sequence[Job]) -> list[list[Job]]:

@@ -18,6 +18,7 @@ from pipeline.registry import build, resolve_callable
 from pipeline.search.sampler import Sampler
 from pipeline.search.space import Choice, Dimension, Interval, SearchSpace, check_dimension
 from pipeline.search.trial import Trial
+from pipeline.sweep.config import DEFAULT_SAMPLER
 from pipeline.sweep.files import SearchDir, SweepDir
 from pipeline.sweep.settings import SweepSettings
 
@@ -144,7 +145,7 @@ def _sampler(cfg: DictConfig, settings: SweepSettings, choices: dict[str, str]) 
     if isinstance(node, DictConfig) and node.get("_target_"):
         sampler, key = build(node, "sampler"), "sampler._target_"
     else:
-        fallback = settings.sampler or {"_target_": "plugins.samplers.gp.GPSampler", "seed": 0}
+        fallback = settings.sampler or DEFAULT_SAMPLER
         sampler, key = build(fallback, "hydra.sweeper.sampler"), "hydra.sweeper.sampler._target_"
     if not isinstance(sampler, Sampler):
         raise ConfigError(key, type(sampler).__name__, "is not a pipeline.search.sampler.Sampler")

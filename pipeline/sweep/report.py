@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
+from pipeline.search.trial import trial_name
 
 
 def leaderboard(trials: Sequence[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
@@ -31,7 +32,7 @@ def leaderboard(trials: Sequence[Mapping[str, Any]], direction: str) -> list[dic
             "objective": t.get("value"),
             "round": t.get("round"),
             **({"fidelity": t["fidelity"]} if t.get("fidelity") is not None else {}),
-            "trial": f"r{t.get('round')}-t{t.get('index', 0):02d}",
+            "trial": trial_name(t.get("round"), t.get("index", 0)),
             **({"combination": t["combination"]} if t.get("combination") else {}),
             **{k: v for k, v in t.get("params", {}).items()},
             "mlflow_run_id": t.get("run_id") or "",

@@ -59,10 +59,7 @@ def search_results(out: Outcomes, settings: SweepSettings, reproduce: Reproduce)
         data["metric"] = objective.metric
     data["sampler"] = search.sampler_name
     data["scales"] = {d.key: search.sampler.scale_of(d) for d in search.space.dims if isinstance(d, Interval)}
-    policy = settings.policy
-    data["settings"] = {"top_k": policy.top_count(settings.schedule.sizes[-1]), "zoom": policy.mode.value,
-                        "margin": policy.margin, "shrink": policy.shrink, "min_width": policy.min_width,
-                        "explore": policy.explore, "narrow_choices": policy.narrow_choices}
+    data["settings"] = settings.policy.as_params(settings.schedule.sizes[-1])  # top_k: as many as it zoomed onto
     data["best_value"] = best.value if best else None
     data["best_params"] = dict(best.params) if best else None
     if best is not None:

@@ -107,19 +107,10 @@ class MlflowTracker:
 
     def _connect(self) -> Any:
         t0 = time.perf_counter()
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # noqa: F401 - the import timed on its own
 
         self.import_seconds = time.perf_counter() - t0
-        db = sqlite_path(self.uri)
-        if db is None:
-            return MlflowClient(tracking_uri=self.uri)
-        db.parent.mkdir(parents=True, exist_ok=True)
-        tune_sqlite_store(db)
-        return open_sqlite_store(db, lambda: MlflowClient(tracking_uri=self.uri))
-
-    @property
-    def client(self) -> Any:
-        return self._client
+        return connect(self.uri)
 
     def attach(self, run_id: str) -> None:
         """Continue an existing run (a resumed sweep's parent): it is set back to RUNNING."""
@@ -238,6 +229,19 @@ class MlflowTracker:
             raise
         self._client.set_terminated(self.run_id, status=status)
         self.seconds += time.perf_counter() - t0
+
+
+def connect(uri: str) -> Any:
+    """An ``MlflowClient`` of the store at ``uri``; a SQLite store is tuned, and created or
+    migrated by one process at a time (pipeline.tracking.store)."""
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tune_sqlite_store(db)
+    return open_sqlite_store(db, lambda: MlflowClient(tracking_uri=uri))
 
 
 def default_tags() -> dict[str, str]:

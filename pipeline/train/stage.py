@@ -247,33 +247,9 @@ def _train(cfg: DictConfig, stage: Stage, history: list[dict[str, float]], chose
         if stage.keep is not None:
             ends["epochs"] = float(cfg.trainer.epochs)
         tracker.log_metrics(ends, step=cfg.trainer.epochs)
-        local = tracker.artifact_dir()
-        if local is not None:  # a file store: write straight into the run's artifacts
-            t0 = time.perf_counter()
-            _write_artifacts(local, cfg, model, stage.data)
-            tracker.seconds += time.perf_counter() - t0
-        elif tracker.run_id is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                _write_artifacts(Path(tmp), cfg, model, stage.data)
-                tracker.log_artifacts(Path(tmp))
-    except TrainingDiverged as exc:
-        tracker.end("FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch,
-                               "failure_detail": str(exc)})
-        raise
-    except TrialTimeout as exc:
-        tracker.end("FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch,
-                               "failure_detail": str(exc)})
-        raise
-    except TrialPruned as exc:
-        tracker.end("KILLED", {"pruned": "true", "pruned_epoch": str(exc.epoch), "failure_reason": str(exc)})
-        raise
-    except KeyboardInterrupt:
-        tracker.end("KILLED", {"failure_reason": "interrupted"})
-        raise
+        _log_artifacts(cfg, stage)
     except BaseException as exc:
-        # the store's fault, not the trial's (the sweep runs it again): KILLED, never FAILED
-        status = "KILLED" if infrastructure(exc) else "FAILED"
-        tracker.end(status, {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]})
+        tracker.end(*_ending(exc))
         raise
     tracker.end("FINISHED")
 
@@ -286,6 +262,35 @@ def _train(cfg: DictConfig, stage: Stage, history: list[dict[str, float]], chose
     if verbose:
         print(summary_line(cfg, chosen, result), file=sys.stdout, flush=True)
     return result
+
+
+def _log_artifacts(cfg: DictConfig, stage: Stage) -> None:
+    """The trial's config and weights as its run's artifacts."""
+    tracker = stage.tracker
+    local = tracker.artifact_dir()
+    if local is not None:  # a file store: write straight into the run's artifacts
+        t0 = time.perf_counter()
+        _write_artifacts(local, cfg, stage.model, stage.data)
+        tracker.seconds += time.perf_counter() - t0
+    elif tracker.run_id is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            _write_artifacts(Path(tmp), cfg, stage.model, stage.data)
+            tracker.log_artifacts(Path(tmp))
+
+
+def _ending(exc: BaseException) -> tuple[str, dict[str, str]]:
+    """The status and tags a trial's run ends with when ``exc`` stopped it."""
+    if isinstance(exc, TrainingDiverged):
+        return "FAILED", {"failure_reason": "non-finite loss", "failed_epoch": exc.epoch, "failure_detail": str(exc)}
+    if isinstance(exc, TrialTimeout):
+        return "FAILED", {"failure_reason": "timeout", "failed_epoch": exc.epoch, "failure_detail": str(exc)}
+    if isinstance(exc, TrialPruned):
+        return "KILLED", {"pruned": "true", "pruned_epoch": str(exc.epoch), "failure_reason": str(exc)}
+    if isinstance(exc, KeyboardInterrupt):
+        return "KILLED", {"failure_reason": "interrupted"}
+    # the store's fault, not the trial's (the sweep runs it again): KILLED, never FAILED
+    status = "KILLED" if infrastructure(exc) else "FAILED"
+    return status, {"failure_reason": type(exc).__name__, "failure_detail": str(exc)[:5000]}
 
 
 def _start_run(cfg: DictConfig, stage: Stage, tags: Mapping[str, str]) -> list[dict[str, float]]:

@@ -33,6 +33,7 @@ import numpy as np
 from pipeline.search.space import Choice, Interval, SearchSpace, to_unit
 
 MIN_TRIALS = 5
+MIN_TRIALS_AT_ONE_FIDELITY = 8  # a fidelity sweep's importance: the highest fidelity with this many successes
 GRID = 24  # partial-dependence points per numeric parameter (quantiles of the observed values)
 
 
@@ -125,6 +126,33 @@ def _grid(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points, counts / counts.sum()
 
 
+def _main_effects(model: Any, X: np.ndarray, groups: Mapping[str, list[int]],
+                  grids: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Per parameter: its main effect's variance as a share of the predictions' variance, and the
+    effect's standard deviation (step 3 of the module docstring), from one fitted ``model``."""
+    total = float(np.var(model.predict(X)))
+    # one batched prediction: every parameter set to every grid point, over all observed trials
+    blocks, spans = [], {}
+    for key, cols in groups.items():
+        points, _ = grids[key]
+        start = len(blocks)
+        for point in points:
+            Xg = X.copy()
+            Xg[:, cols] = point
+            blocks.append(Xg)
+        spans[key] = (start, len(points))
+    preds = model.predict(np.vstack(blocks)).reshape(-1, len(X)).mean(axis=1)
+    out = {}
+    for key in groups:
+        start, count = spans[key]
+        means = preds[start:start + count]
+        weights = grids[key][1]
+        centre = float(np.sum(weights * means))
+        variance = float(np.sum(weights * (means - centre) ** 2))
+        out[key] = (variance / total if total > 0 else 0.0, math.sqrt(variance))
+    return out
+
+
 def estimate(
     space: SearchSpace,
     trials: Sequence[Mapping[str, Any]],
@@ -161,26 +189,9 @@ def estimate(
         idx = rng.integers(0, len(y), len(y)) if fits > 1 else np.arange(len(y))
         model = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=2, random_state=seed + b,
                                       n_jobs=1).fit(X[idx], y[idx])
-        total = float(np.var(model.predict(X)))
-        # one batched prediction: every parameter set to every grid point, over all observed trials
-        blocks, spans = [], {}
-        for key, cols in groups.items():
-            points, _ = grids[key]
-            start = len(blocks)
-            for point in points:
-                Xg = X.copy()
-                Xg[:, cols] = point
-                blocks.append(Xg)
-            spans[key] = (start, len(points))
-        preds = model.predict(np.vstack(blocks)).reshape(-1, len(y)).mean(axis=1)
-        for key in groups:
-            start, count = spans[key]
-            means = preds[start:start + count]
-            weights = grids[key][1]
-            centre = float(np.sum(weights * means))
-            variance = float(np.sum(weights * (means - centre) ** 2))
-            shares[key].append(variance / total if total > 0 else 0.0)
-            effects[key].append(math.sqrt(variance))
+        for key, (share, effect) in _main_effects(model, X, groups, grids).items():
+            shares[key].append(share)
+            effects[key].append(effect)
     params = sorted(
         (ParamImportance(key, float(np.mean(s)), float(np.std(s)), float(np.mean(effects[key])))
          for key, s in shares.items()),
@@ -188,13 +199,14 @@ def estimate(
     interactions = max(0.0, 1.0 - sum(p.share for p in params))
     result = ImportanceResult(params, interactions, len(ok), failed, fits, seed, metric, noise_std, notes)
     result.optuna = optuna_cross_check(space, ok, scale_of, seed)
-    if result.optuna is not None:
-        ours = [p.key for p in params]
-        theirs = sorted(result.optuna, key=lambda k: -result.optuna[k])
-        if ours[:2] != theirs[:2]:
-            result.notes.append(f"Optuna's impurity-based ranking differs at the top: {theirs[:2]} vs {ours[:2]} "
-                                "(impurity counts splits, ours measures main effects)")
+    if result.optuna is not None and [p.key for p in params][:2] != _ranked(result.optuna)[:2]:
+        result.notes.append(f"Optuna's impurity-based ranking differs at the top: {_ranked(result.optuna)[:2]} vs "
+                            f"{[p.key for p in params][:2]} (impurity counts splits, ours measures main effects)")
     return result
+
+
+def _ranked(importances: Mapping[str, float]) -> list[str]:
+    return sorted(importances, key=lambda k: -importances[k])
 
 
 def optuna_cross_check(space: SearchSpace, trials: Sequence[Mapping[str, Any]],
@@ -306,51 +318,27 @@ def _one_fidelity(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """In a fidelity sweep the trials of one fidelity, chosen as the sweep's own analysis does
     (values at different fidelities are not comparable); else every row."""
     from pipeline.search.objective import one_fidelity
-    from pipeline.sweep.analysis.steps import IMPORTANCE_MIN_TRIALS
 
-    return [r.row for r in one_fidelity([_Row(r) for r in rows], enough=IMPORTANCE_MIN_TRIALS)]
+    return [r.row for r in one_fidelity([_Row(r) for r in rows], enough=MIN_TRIALS_AT_ONE_FIDELITY)]
 
 
 def from_mlflow(run_id: str, tracking_uri: str, *, fits: int = 16, seed: int = 0) -> ImportanceResult:
-    """Importance over the trials nested under an MLflow sweep (or combination) run."""
-    from mlflow.tracking import MlflowClient
-
+    """Importance over the trials nested under an MLflow sweep (or combination) run, read back
+    by the run tree's one reader (pipeline.sweep.lineage.read_search)."""
     from pipeline.search.space import parse
+    from pipeline.sweep.lineage import read_search
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    parent = client.get_run(run_id)
-    lineage = parent
-    if "mlflow.parentRunId" in parent.data.tags and not any(k.startswith("space.") for k in parent.data.params):
-        lineage = client.get_run(parent.data.tags["mlflow.parentRunId"])  # a combination run
-    space = parse({k[len("space."):]: v for k, v in lineage.data.params.items() if k.startswith("space.")})
-    scales = {k[len("scale."):]: v for k, v in lineage.data.params.items() if k.startswith("scale.")}
-    metric = lineage.data.params.get("sweeper.metric")
-    if not metric or metric == "null":
+    logged = read_search(run_id, tracking_uri)
+    if not logged.metric:
         raise ValueError(f"run {run_id} does not name its objective metric (sweeper.metric)")
-    children = [c for c in client.search_runs([parent.info.experiment_id], max_results=10000,
-                                              filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
-                if c.data.tags.get("round") != "final"]  # seed re-runs of the best are not new points
-    trials, missing = [], set()
-    for child in children:
-        params = {}
-        for dim in space.dims:
-            raw = child.data.params.get(dim.key)
-            if raw is None:
-                missing.add(dim.key)
-                continue
-            params[dim.key] = _choice_value(dim, raw) if isinstance(dim, Choice) else float(raw)
-        value = child.data.metrics.get(metric) if child.info.status == "FINISHED" else None
-        row = {"params": params, "value": value}
-        if "rung" in child.data.tags:  # a configuration's run holds every rung it reached
-            history = client.get_metric_history(child.info.run_id, metric)
-            row["fidelity"] = max((m.step for m in history), default=None)
-        trials.append(row)
-    trials = _one_fidelity(trials)
-    if missing:
-        space = space.with_dims(d for d in space.dims if d.key not in missing)
-        trials = [{**t, "params": {k: v for k, v in t["params"].items() if k not in missing}} for t in trials]
-    result = estimate(space, trials, lambda d: scales.get(d.key) or d.scale or "linear", fits=fits, seed=seed,
-                      metric=metric)
+    space = parse(logged.space)
+    missing = {d.key for d in space.dims if any(d.key not in row["params"] for row in logged.trials)}
+    kept = [d for d in space.dims if d.key not in missing]
+    trials = _one_fidelity([{**row, "params": {d.key: _choice_value(d, row["params"][d.key]) if isinstance(d, Choice)
+                                               else float(row["params"][d.key]) for d in kept}}
+                            for row in logged.trials])
+    result = estimate(space.with_dims(kept), trials, lambda d: logged.scales.get(d.key) or d.scale or "linear",
+                      fits=fits, seed=seed, metric=logged.metric)
     if missing:
         result.notes.append(f"left out (not logged as params of the trials): {sorted(missing)}")
     return result

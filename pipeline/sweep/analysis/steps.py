@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 
 from pipeline.search.objective import one_fidelity
+from pipeline.sweep.analysis.importance import MIN_TRIALS_AT_ONE_FIDELITY
 from pipeline.sweep.files import IMPORTANCE_FIGURE, IMPORTANCE_FILE, PLOTS_DIR
-from pipeline.sweep.lineage import NullLineage
+from pipeline.sweep.lineage import Lineage
 from pipeline.sweep.summary import Outcomes
 
 log = logging.getLogger("pipeline.sweep")
 BEST_CURVES = 3  # learning curves of this many best trials
-IMPORTANCE_MIN_TRIALS = 8  # a fidelity sweep's importance uses the highest fidelity with this many successes
 
 
-def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineage) -> None:
+def importance(out: Outcomes, metric: str | None, step: int, lineage: Lineage) -> None:
     """``importance.yaml``, a bar chart and ``importance/<key>`` metrics; skipped, with a note,
     when too few trials succeeded."""
     from pipeline.atomic import write_yaml_atomic
@@ -23,7 +23,7 @@ def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineag
 
     search, result = out.search, out.result
     assert result is not None
-    trials = one_fidelity(result.trials, enough=IMPORTANCE_MIN_TRIALS)  # values of one fidelity only
+    trials = one_fidelity(result.trials, enough=MIN_TRIALS_AT_ONE_FIDELITY)  # values of one fidelity only
     rows = [{"params": t.params, "value": t.value} for t in trials]
     if trials and trials[0].fidelity is not None:
         log.info(f"[{search.label}] importance from the {len(trials)} trials at fidelity {trials[0].fidelity:g}")
@@ -43,14 +43,14 @@ def importance(out: Outcomes, metric: str | None, step: int, lineage: NullLineag
     for p in out.importance.params:
         metrics[f"importance/{p.key}"] = p.share
         metrics[f"importance_spread/{p.key}"] = p.spread
-    lineage.log_metrics(search, metrics, step)
-    lineage.log_files(search, [folder / IMPORTANCE_FILE, folder / IMPORTANCE_FIGURE])
+    lineage.record(search, metrics=metrics, step=step, files=[folder / IMPORTANCE_FILE, folder / IMPORTANCE_FIGURE])
 
 
-def plots(out: Outcomes, metric: str | None, lineage: NullLineage) -> None:
+def plots(out: Outcomes, metric: str | None, lineage: Lineage) -> None:
     """The narrowing per round and parameter, the sampler comparison, and the best trials'
     learning curves (when their runs are in MLflow), under ``plots/``."""
     from pipeline.sweep.analysis import plots as figures
+
     search, result = out.search, out.result
     assert result is not None
     folder = search.directory.plots
@@ -61,4 +61,4 @@ def plots(out: Outcomes, metric: str | None, lineage: NullLineage) -> None:
     histories = lineage.histories([t.run_id for t in best])
     if histories:
         figures.best_trials_figure({t.name: histories[t.run_id] for t in best}, folder / "best_trials.png")
-    lineage.log_files(search, sorted(folder.glob("*.png")), PLOTS_DIR)
+    lineage.record(search, files=sorted(folder.glob("*.png")), folder=PLOTS_DIR)

@@ -6,24 +6,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pipeline.search.space import SearchSpace
-from pipeline.search.zoom import MIN_WIDTH, MODES, space_text, zoom
+from pipeline.search.objective import Direction, Objective
+from pipeline.search.space import SearchSpace, parse
+from pipeline.search.trial import Trial
+from pipeline.search.zoom import MODES, ZoomPolicy, space_text, zoom
 from pipeline.sweep.files import RESULTS_FILE, TRIALS_FILE
 
 
-def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float | None = None,
-                   min_width: float | None = None, mode: str | None = None,
-                   shrink: float | None = None) -> tuple[SearchSpace, str]:
+def zoom_directory(directory: Path, **overrides: Any) -> tuple[SearchSpace, str]:
     """Run the zoom stage on its own over a finished (or interrupted) search directory: read its
     ``optimization_results.yaml`` and ``trials.yaml`` and zoom the last round's space onto the
-    best trials so far. Returns the space and a header naming where it comes from; writes
-    nothing (the sweep's ``zoom/`` files are its record)."""
+    best trials so far, with the policy the sweep recorded (``settings``) and any of its settings
+    replaced by ``overrides`` (``shrink=0.5``, ...; None: as recorded). Returns the space and a
+    header naming where it comes from; writes nothing (the sweep's ``zoom/`` files are its record)."""
     import yaml
-
-    from pipeline.search.objective import Direction, Objective
-    from pipeline.search.space import parse
-    from pipeline.search.trial import Trial
 
     directory = Path(directory)
     results_path, trials_path = directory / RESULTS_FILE, directory / TRIALS_FILE
@@ -35,18 +33,14 @@ def zoom_directory(directory: Path, *, top_k: int | None = None, margin: float |
     trials = yaml.safe_load(trials_path.read_text()) or []
     rounds = results["rounds"]
     original, current = parse(rounds[0]["space"]), parse(rounds[-1]["space"])
-    settings = results.get("settings", {})
+    recorded = results.get("settings", {})
+    policy = ZoomPolicy.from_params({**recorded, **{k: v for k, v in overrides.items() if v is not None}})
     scales = results.get("scales", {})
-    k = top_k or settings.get("top_k", 4)
-    objective = Objective(Direction(results.get("direction", "minimize")))
-    best = objective.top([Trial(t["round"], t["index"], t["params"], t["value"], t.get("error")) for t in trials], k)
-    space = zoom(current, original, [t.params for t in best],
-                 margin=settings.get("margin", 0.1) if margin is None else margin,
-                 scale_of=lambda d: scales.get(d.key) or d.scale or "linear",
-                 min_width=settings.get("min_width", MIN_WIDTH) if min_width is None else min_width,
-                 mode=mode or settings.get("zoom", "span"),
-                 shrink=settings.get("shrink", 0.5) if shrink is None else shrink,
-                 narrow_choices=settings.get("narrow_choices", True))
+    objective = Objective(Direction(results.get("direction", Objective.direction.value)))
+    best = objective.top([Trial(t["round"], t["index"], t["params"], t["value"], t.get("error")) for t in trials],
+                         policy.top_count(rounds[-1]["trials"]))
+    space = zoom(current, original, [t.params for t in best], policy=policy,
+                 scale_of=lambda d: scales.get(d.key) or d.scale or "linear")
     return space, f"zoomed on its own after round {len(rounds)} of {directory.resolve()}"
 
 
@@ -68,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         space, header = zoom_directory(args.directory, top_k=args.top_k, margin=args.margin,
-                                       min_width=args.min_width, mode=args.mode, shrink=args.shrink)
+                                       min_width=args.min_width, zoom=args.mode, shrink=args.shrink)
         if args.out is not None and args.out.exists():
             raise ValueError(f"--out {args.out}: exists; name a new file (the sweep's own files stay as they are)")
     except (FileNotFoundError, KeyError, ValueError) as exc:
