@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from pipeline.app.blas import choose_openblas_kernels
 from pipeline.app.cli import check_overrides, report_config_errors_in_one_line
+from pipeline.app.conf import CONF_DIR
 from pipeline.app.resolvers import register
 from pipeline.atomic import write_json_atomic
 from pipeline.errors import ConfigError
@@ -22,12 +23,9 @@ from pipeline.sweep.files import METRICS_FILE
 choose_openblas_kernels()
 register()  # the schema and resolver conf/config.yaml composes with
 
-# The configs: conf/ beside the package in a checkout (and an editable install), pipeline/conf in
-# an installed wheel (setup.py copies it there).
 # An absolute path: Hydra reads it as a directory however the app was started (`python -m pipeline`
 # or the `pipeline` command, whose module Hydra would otherwise look up as a package).
-_HERE = Path(__file__).resolve().parent
-CONFIG_PATH = str(_HERE.parent / "conf" if (_HERE.parent / "conf" / "config.yaml").is_file() else _HERE / "conf")
+CONFIG_PATH = str(CONF_DIR)
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")

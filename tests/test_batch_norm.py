@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.testing.gradients import assert_close
 from plugins.normalization.batch_norm import BatchNorm
-from tests.conftest import assert_close
 
 REFERENCE = Path(__file__).parent / "data" / "batchnorm_torch_reference.npz"
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from pipeline.search.space import parse
+from pipeline.testing.gradients import assert_close
 from plugins.normalization.layer_norm import LayerNorm
 from plugins.samplers.sobol import SobolSampler
-from tests.conftest import assert_close
 
 
 def test_layer_norm_by_hand_and_with_one_sample() -> None:

@@ -1,5 +1,5 @@
 """A plugin kept outside the repository: found through hydra.searchpath, and checked by the
-contract test pointed at its directory (docs/plugins.md)."""
+contract suite shipped in the package (python -m pipeline.testing, docs/plugins.md)."""
 
 from __future__ import annotations
 
@@ -56,14 +56,20 @@ def test_external_normalization_plugin(tmp_path: Path) -> None:
                          cwd=project, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "digits/scale/sgd" in run.stdout
-    contract = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_normalization_contract.py")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**env, "PIPELINE_NORMALIZATION_DIR": str(project / "conf" / "normalization")})
+    # the shipped contract suite, the one command of docs/plugins.md, from the user's own project
+    contract = subprocess.run([sys.executable, "-m", "pipeline.testing", "normalization", "conf/normalization",
+                               "--", "-v"], cwd=project, capture_output=True, text=True, timeout=300, env=env)
     assert contract.returncode == 0, contract.stdout[-3000:]
     assert "test_gradients_against_finite_differences[scale-True] PASSED" in contract.stdout
     assert "batch_norm" not in contract.stdout
+    # a wrong backward (the gradient of x, not of x * s) fails the same command
+    scale = project / "my_plugins" / "scale.py"
+    scale.write_text(SCALE.replace("return dy * self.params[\"s\"]", "return dy"))
+    broken = subprocess.run([sys.executable, "-m", "pipeline.testing", "normalization",
+                             "conf/normalization/scale.yaml"], cwd=project, capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert broken.returncode == 1 and "FAILED" in broken.stdout and "test_gradients_against_finite_differences" \
+        in broken.stdout, broken.stdout[-3000:]
 
 
 def test_reproduce_and_resume_commands_work_from_another_directory(tmp_path: Path) -> None:

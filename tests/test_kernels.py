@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from pipeline.testing.gradients import NormReLU, check_layer_gradients
 from pipeline.train import kernels
 from pipeline.train.nn import MLP, softmax_cross_entropy
 from pipeline.train.optim import SGD
 from plugins.normalization.base import Normalization
 from plugins.normalization.batch_norm import BatchNorm
-from tests.conftest import NormReLU, check_layer_gradients
 
 pytestmark = pytest.mark.skipif(kernels.compiled() is None, reason="numba kernels unavailable")
 

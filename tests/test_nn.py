@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.testing.gradients import NormReLU, assert_close, check_layer_gradients, numerical_grad
 from pipeline.train.nn import MLP, Linear, softmax_cross_entropy
 from plugins.normalization.batch_norm import BatchNorm
 from plugins.normalization.none import NoNormalization
-from tests.conftest import NormReLU, assert_close, check_layer_gradients, numerical_grad
 
 
 def _layer_gradcheck(layer, x: np.ndarray, training: bool = True) -> None:

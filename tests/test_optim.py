@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.testing.gradients import assert_close
 from pipeline.train.optim import SGD, Adam
-from tests.conftest import assert_close
 
 
 def _one_param(value: float, grad: float) -> tuple[dict, dict]:
