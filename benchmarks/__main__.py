@@ -2,7 +2,9 @@
 
 Prints a markdown table and writes outputs/bench/latest.json. The search and fidelity parts run
 their tuning seeds, or with --held-out the seeds no policy or default was chosen on (what the
-README reports); each also writes every seed's value to outputs/bench/<part>_<seeds>.json."""
+docs report); each also writes every seed's value to outputs/bench/<part>_<seeds>.json. A full
+(not --quick) run also rewrites docs/performance.md and README.md's headline rows from what it
+measured (benchmarks/page.py; --no-page: not; --page: only that, measuring nothing)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fidelity, search, sweeps, train_step
+from benchmarks import fidelity, page, search, sweeps, train_step
 from benchmarks.stats import shown
 
 # part: measure(quick, held_out); only the search and fidelity parts have seed sets
@@ -117,6 +119,26 @@ def table(results: dict[str, Any], quick: bool) -> str:
     return "\n".join(rows)
 
 
+def headline_rows(r: dict[str, Any]) -> list[str]:
+    """README's few rows: each target's median and verdict, and the search verdict's count."""
+    rows = []
+    for key, label in (("train_speedup_vs_torch", "training speed vs PyTorch"),
+                       ("sweep_overhead_ratio", "sweep overhead per trial vs Hydra's per job"),
+                       ("tracking_share", "MLflow's share of a trial"),
+                       ("parallel_speedup", "2 joblib workers vs 1 process")):
+        if r.get(key) is not None:
+            target, ok = TARGETS[key]
+            value = f"{r[key]:.1%}" if key == "tracking_share" else f"{r[key]:.2f}x"
+            rows.append(f"| {label} | {value} | {target} | {'met' if ok(r[key]) else '**not met**'} |")
+    if r.get("search") is not None:
+        _, verdicts = search.default_verdicts(r)
+        met = sum(bool(v.get("target")) for v in verdicts)
+        rows.append(f"| search: the default's median and worst seed at or below the best TPE variant's "
+                    f"(held-out seeds) | {met} of {len(verdicts)} problems x budgets | all | "
+                    f"{'met' if met == len(verdicts) else '**not met**'} |")
+    return ["| measure | median | target | |", "| --- | --- | --- | --- |", *rows] if rows else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute (no targets judged)")
@@ -124,31 +146,45 @@ def main(argv: list[str] | None = None) -> int:
                         help="search and fidelity on their held-out seeds instead of the tuning seeds")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {list(PARTS)}")
     parser.add_argument("--out", type=Path, default=Path("outputs") / "bench" / "latest.json")
+    parser.add_argument("--no-page", action="store_true", help="leave docs/performance.md and README.md as they are")
+    parser.add_argument("--page", action="store_true",
+                        help="only rewrite docs/performance.md and README.md from docs/performance.json")
     args = parser.parse_args(argv)
+    if args.page:
+        page.write(page.stored(), table, headline_rows)
+        print(f"written: {page.PAGE} and the headline rows of {page.README}")
+        return 0
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    seed_set = "held_out" if args.held_out else "tuning"
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "command": command,
-                               "seed_set": "held_out" if args.held_out else "tuning"}
+                               "seed_set": seed_set}
+    by_part: dict[str, dict[str, Any]] = {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for part in parts:
         start = time.perf_counter()
         print(f"[{part}] ...", file=sys.stderr, flush=True)
         measured = PARTS[part](args.quick, args.held_out)
+        by_part[part] = {**measured, **({"seed_set": seed_set} if part in SEED_FILES else {})}
         results.update(measured)
         results.setdefault("seconds", {})[part] = round(time.perf_counter() - start, 1)
         if part in SEED_FILES and not args.quick:  # the same file python -m benchmarks.<part> writes
-            seeds = args.out.parent / f"{part}_{'held_out' if args.held_out else 'tuning'}.json"
+            seeds = args.out.parent / f"{part}_{seed_set}.json"
             seeds.write_text(json.dumps(measured, default=str))
     for key in ("train_steps_per_s", "torch_steps_per_s", "train_speedup_vs_torch", "sweep_overhead_ratio",
                 "tracking_share", "parallel_speedup", "search", "peak_rss_mb"):
         results.setdefault(key, None)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
     print(table(results, args.quick))
     print(f"\n{results['machine']['cpu']}, {results['machine']['cores']} cores; written to {args.out}")
+    if not args.quick and not args.no_page:
+        run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
+               "machine": results["machine"], "seed_set": seed_set}
+        page.write(page.update(by_part, run), table, headline_rows)
+        print(f"and to {page.PAGE} and the headline rows of {page.README}")
     return 0
 
 

@@ -306,14 +306,19 @@ def table(summary: dict[str, Any], budgets: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def default_verdicts(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The default method's name and its verdict on every problem and budget."""
+    default = next(m for m in result["search"]["branin"] if m.startswith("default"))
+    return default, verdicts(result["search"], result["search_budgets"], default)
+
+
 def report(result: dict[str, Any]) -> str:
     """The tables of every problem, what did not run, and the default's verdicts."""
     lines = [f"seeds {result['search_seeds'][0]}-{result['search_seeds'][-1]} (trained problems: "
              f"{result['search_trained_seeds'][0]}-{result['search_trained_seeds'][-1]})",
              table(result["search"], result["search_budgets"])]
     lines += [f"not run: {label}" for label in result["search_not_run"]]
-    default = next(m for m in result["search"]["branin"] if m.startswith("default"))
-    rows = verdicts(result["search"], result["search_budgets"], default)
+    default, rows = default_verdicts(result)
     lines += [f"\n{default} against the best TPE variant and CMA-ES:\n",
               "| problem | trials | default | best TPE variant | target | vs CMA-ES | vs GPSampler |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
