@@ -4,6 +4,8 @@ gradient checker is pipeline.testing's (shipped with the plugin contract suites)
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,21 @@ from pipeline.app.resolvers import register
 register()  # the schema and resolver conf/config.yaml composes with, as python -m pipeline does
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under ``pytest -n 2`` (pytest-xdist) a test marked ``alone`` runs while no other test does:
+    every test holds a lock shared by all workers, a marked one holds it exclusively. For the
+    tests whose outcome depends on time (a deadline met, a signal's record written within a
+    bound), which the other worker's load on two cores would stretch."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(tmp_path_factory.getbasetemp().parent / "alone.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        yield
 
 
 @pytest.fixture

@@ -164,6 +164,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("mode", [[], ["-m"]])
 def test_unanswered_http_tracking_uri_fails_within_seconds(tmp_path: Path, mode: list[str]) -> None:
     uri = f"http://127.0.0.1:{_closed_port()}"

@@ -62,6 +62,7 @@ JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 @pytest.mark.parametrize(("sig", "launcher"), [(signal.SIGINT, []), (signal.SIGTERM, []), (signal.SIGINT, JOBLIB)],
                          ids=["ctrl-c", "sigterm", "ctrl-c-joblib"])
+@pytest.mark.alone
 def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Path, sig: signal.Signals,
                                             launcher: list[str]) -> None:
     ref_dir = tmp_path / "reference"
@@ -94,6 +95,7 @@ def test_an_interrupted_sweep_loses_nothing(tmp_path: Path, mlflow_template: Pat
     assert 1 <= sum(r.info.status == "KILLED" and "job" in r.data.tags for r in runs) <= running  # first runs
 
 
+@pytest.mark.alone
 def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path: Path, mlflow_template: Path) -> None:
     """``kill -9`` of the sweeping process while a joblib worker is inside trial 3: the workers
     exit within seconds (they would otherwise finish the trials they hold and write into job

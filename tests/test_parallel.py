@@ -22,11 +22,11 @@ def test_two_workers_32_trials_into_a_new_sqlite_store(tmp_path: Path) -> None:
         [sys.executable, "-m", "pipeline", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          f"hydra.sweep.dir={tmp_path / 'sweep'}", f"tracking.uri=sqlite:///{db}", f"trainer.epochs={epochs}",
          f"model.depth={depth}", "model.width=tag(log, int(interval(8, 32)))", "hydra.sweeper.n_trials=32",
-         "hydra.sweeper.rounds=2", "hydra.verbose=hydra_plugins.zoom_sweeper._warmup"],
+         "hydra.sweeper.rounds=2", "hydra.verbose=pipeline.sweep.warmup"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "table already exists" not in proc.stderr and "database is locked" not in proc.stderr
-    # the sweeper warmed the pool before the first launch (hydra_plugins/zoom_sweeper/_warmup.py, a debug line)
+    # the sweeper warmed the pool before the first launch (pipeline/sweep/warmup.py, a debug line)
     assert "2 joblib workers warmed" in proc.stdout + proc.stderr
     client, parent, trials = sweep_runs(f"sqlite:///{db}")
     assert len(trials) == 32 and all(t.info.status == "FINISHED" for t in trials)

@@ -249,6 +249,7 @@ def test_resume_after_a_crash_after_any_file_write(tmp_path: Path, monkeypatch: 
     assert n > 30
 
 
+@pytest.mark.slow  # every MLflow call of a sweep crashed after in turn: ~25 s
 def test_resume_after_a_crash_after_any_mlflow_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      mlflow_template: Path) -> None:
     from mlflow.tracking import MlflowClient
@@ -284,6 +285,7 @@ def test_resume_after_a_crash_after_any_mlflow_call(tmp_path: Path, monkeypatch:
     assert n > 10
 
 
+@pytest.mark.alone
 def test_no_trial_starts_after_the_timeout_and_resume_completes_the_sweep(tmp_path: Path) -> None:
     import time
 

@@ -89,6 +89,7 @@ def test_same_seed_same_metrics_different_seed_different(compose_cfg, dtype: str
     assert runs[0] != runs[2]
 
 
+@pytest.mark.alone
 def test_timeout_ends_the_run_failed_with_the_reason(compose_cfg, tracking_uri: str) -> None:
     from pipeline.errors import TrialTimeout
 

@@ -172,10 +172,6 @@ def _override_value(dim: Dimension, value: Any) -> str:
     return repr(float(value))
 
 
-def _error(key: str, value: Any, problem: str, where: str) -> ConfigError:
-    return ConfigError(f"{where}{key}", value, problem)
-
-
 def parse(
     params: Mapping[str, Any] | None = None, arguments: Sequence[str] = (), *, where_params: str = ""
 ) -> SearchSpace:

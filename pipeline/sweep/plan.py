@@ -198,8 +198,8 @@ def describe(searches: Sequence[Search], settings: SweepSettings, batch: int | N
     return "\n".join(lines)
 
 
-def proposes(sampler: Any, batch: int | None) -> str:
+def proposes(sampler: Sampler, batch: int | None) -> str:
     """How the sampler is asked for a round's trials, for the dry run and the log."""
-    if not getattr(sampler, "adaptive", False):
+    if not sampler.adaptive:
         return " (whole rounds at once)"
     return " (a whole round at once)" if not batch else f" ({batch} trial{'s' if batch > 1 else ''} at a time)"

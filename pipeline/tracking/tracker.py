@@ -33,10 +33,17 @@ _EXPERIMENTS: dict[tuple[str, str], str] = {}  # (uri, name) -> experiment id, p
 
 
 class Tracker(Protocol):
+    """One training stage's run, as the stage uses it (:class:`MlflowTracker`; :class:`NullTracker`
+    with tracking off). ``seconds``: time spent in store calls; ``import_seconds``: MLflow's import."""
+
+    uri: str | None
     run_id: str | None
     seconds: float
+    import_seconds: float
 
     def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
+
+    def resume(self, run_id: str, tags: Mapping[str, str], key: str) -> int: ...
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
 
@@ -59,6 +66,9 @@ class NullTracker:
 
     def start(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         pass
+
+    def resume(self, run_id: str, tags: Mapping[str, str], key: str) -> int:
+        raise RuntimeError("tracking is off: there is no run to continue")
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         pass

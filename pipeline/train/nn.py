@@ -173,6 +173,3 @@ class MLP:
                 value[...] = arrays[f"{name}.{key}"]
             if isinstance(layer, Normalization):
                 layer.load_state({key: arrays[f"{name}.{key}"] for key in layer.state()})
-
-    def num_parameters(self) -> int:
-        return sum(v.size for params, _ in self.parameters() for v in params.values())

@@ -257,7 +257,7 @@ def _train(cfg: DictConfig, stage: Stage, history: list[dict[str, float]], chose
     result = Result(
         objective=objective, metrics=final, history=history, run_id=tracker.run_id,
         seconds=time.perf_counter() - t_start, tracking_seconds=tracker.seconds,
-        tracking_import_seconds=getattr(tracker, "import_seconds", 0.0),
+        tracking_import_seconds=tracker.import_seconds,
     )
     if verbose:
         print(summary_line(cfg, chosen, result), file=sys.stdout, flush=True)
@@ -300,7 +300,7 @@ def _start_run(cfg: DictConfig, stage: Stage, tags: Mapping[str, str]) -> list[d
     tracker, ckpt = stage.tracker, stage.resumed
     history = list(ckpt.history) if ckpt else []
     run = ckpt.run if ckpt else {}
-    if run.get("run_id") and run.get("uri") == str(tracker.uri) and hasattr(tracker, "resume"):
+    if run.get("run_id") and tracker.uri is not None and run.get("uri") == str(tracker.uri):
         logged = tracker.resume(run["run_id"], tags, "val_loss")
         for epoch, metrics in enumerate(history[logged:], start=logged + 1):
             tracker.log_metrics(metrics, step=epoch)
