@@ -48,7 +48,10 @@ def update(parts: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any], *, da
     store = stored(data)
     for name, measured in parts.items():
         store["parts"][name] = {"run": dict(run), "results": dict(measured)}
-    data.write_text(json.dumps(store, indent=1, sort_keys=True, default=str) + "\n")
+    # one line a part, compact: a run of some parts changes their lines only
+    lines = [f"{json.dumps(name)}: {json.dumps(part, sort_keys=True, separators=(',', ':'), default=str)}"
+             for name, part in sorted(store["parts"].items())]
+    data.write_text('{"parts": {\n' + ",\n".join(lines) + "\n}}\n")
     return store
 
 
