@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
+FAULTS = str(Path(__file__).parent / "apps" / "faults")  # on PYTHONPATH: PIPELINE_PAUSE_AT pauses a trial
 ARGS = ["hydra.sweeper.n_trials=12", "hydra.sweeper.rounds=2", "hydra.sweeper.fidelity.key=null", "trainer.epochs=40",
         "model.width=64"]
 
@@ -36,22 +37,21 @@ def _runs(tmp: Path) -> list:
 def test_kill_mid_round_then_resume(tmp_path: Path, mlflow_template: Path) -> None:
     shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     sweep = tmp_path / "sweep"
+    # job 2 pauses after its 5th epoch (its MLflow run RUNNING): killing the sweep there is not a
+    # race against a trial that might end between looking and killing
+    env = {**os.environ, "PYTHONPATH": FAULTS, "PIPELINE_PAUSE_AT": "2:5:120"}
     proc = subprocess.Popen(_cmd(tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     deadline = time.monotonic() + 120
-    try:  # wait until two trials finished and a third is running in MLflow
-        while time.monotonic() < deadline:
-            done = list(sweep.glob("*/result.json"))
-            running = [r for r in _runs(tmp_path) if r.info.status == "RUNNING" and "job" in r.data.tags] \
-                if (tmp_path / "mlflow.db").exists() and len(done) >= 2 else []
-            if running:
-                break
+    try:
+        while not (sweep / "2" / "paused").exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("the sweep never paused in its third trial")
             time.sleep(0.05)
-        else:
-            pytest.fail("the sweep never reached its third trial")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    left_running = {r.info.run_id for r in _runs(tmp_path) if r.info.status == "RUNNING" and "job" in r.data.tags}
     finished_before = {p.parent.name: json.loads(p.read_text())["started"] for p in sweep.glob("*/result.json")}
     assert 2 <= len(finished_before) < 12
     state = json.loads((sweep / "sweep_state.json").read_text())
@@ -84,7 +84,8 @@ def test_kill_mid_round_then_resume(tmp_path: Path, mlflow_template: Path) -> No
     for job in range(12):
         assert statuses[(str(job), "FINISHED")] == 1, statuses  # no duplicated run
     killed = [r for r in runs if r.info.status == "KILLED"]
-    assert len(killed) == 1 and killed[0].data.tags["failure_reason"].startswith("interrupted")
+    assert {r.info.run_id for r in killed} == left_running and len(killed) >= 1  # job 2's, at least
+    assert all(r.data.tags["failure_reason"].startswith("interrupted") for r in killed)
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "FINISHED"
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
